@@ -1,0 +1,82 @@
+//! Gaussian bandit and the 10-armed testbed.
+
+use rand::Rng;
+
+use super::{Environment, check_means, check_nonneg, copy_means, std_normal, unit_context};
+use crate::error::Result;
+use crate::policy::check_action;
+use crate::real::Real;
+
+/// K arms; arm `a` pays `means[a] + sd · ε` with ε ~ N(0, 1).
+///
+/// Each step draws one ε, the same whichever arm is pulled.
+///
+/// # Examples
+/// The 10-armed testbed of Sutton & Barto (2nd ed., §2.3), shifted by +4 as
+/// in their Figure 2.5:
+/// ```
+/// use refit::env::{Environment, Gaussian};
+/// use rand::SeedableRng;
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+/// let env = Gaussian::<f64>::testbed(10, 4.0, &mut rng)?;
+/// assert_eq!(env.num_actions(), 10);
+/// # Ok::<(), refit::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gaussian<F> {
+    means: Vec<F>,
+    sd: F,
+}
+
+impl<F: Real> Gaussian<F> {
+    /// A bandit with the given arm means and reward noise standard deviation.
+    ///
+    /// # Errors
+    /// [`crate::Error::ZeroActions`] for no arms, [`crate::Error::InvalidParameter`]
+    /// for a non-finite mean or a negative or non-finite `sd`.
+    pub fn new(means: Vec<F>, sd: F) -> Result<Self> {
+        check_means("means", &means)?;
+        check_nonneg("sd", sd)?;
+        Ok(Self { means, sd })
+    }
+
+    /// The k-armed testbed: q*(a) ~ N(mean_offset, 1), rewards ~ N(q*(a), 1).
+    ///
+    /// # Errors
+    /// As [`Gaussian::new`].
+    pub fn testbed<R: Rng + ?Sized>(k: usize, mean_offset: F, rng: &mut R) -> Result<Self> {
+        let means = (0..k)
+            .map(|_| mean_offset + std_normal::<F, R>(rng))
+            .collect();
+        Self::new(means, F::one())
+    }
+
+    /// The arm means q*(a).
+    pub fn means(&self) -> &[F] {
+        &self.means
+    }
+}
+
+impl<F: Real> Environment<F> for Gaussian<F> {
+    fn num_actions(&self) -> usize {
+        self.means.len()
+    }
+
+    fn context_dim(&self) -> usize {
+        1
+    }
+
+    fn next_context<R: Rng + ?Sized>(&mut self, _rng: &mut R, out: &mut [F]) -> Result<()> {
+        unit_context(out)
+    }
+
+    fn expected_rewards(&self, out: &mut [F]) -> Result<()> {
+        copy_means(&self.means, out)
+    }
+
+    fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {
+        check_action(action, self.means.len())?;
+        let eps: F = std_normal(rng);
+        Ok(self.means[action] + self.sd * eps)
+    }
+}

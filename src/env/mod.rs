@@ -1,0 +1,109 @@
+//! Environments: the bandits the learners play (DESIGN §6).
+//!
+//! Each environment knows its exact expected reward for every action at the
+//! current context, so regret is computed exactly, not estimated. Every draw
+//! an environment makes per step is independent of the action taken, so two
+//! learners that share an environment seed see the same contexts and the
+//! same noise (common random numbers).
+
+mod bernoulli;
+mod drifting;
+mod finite_context;
+mod gaussian;
+mod linear_contextual;
+
+pub use bernoulli::Bernoulli;
+pub use drifting::Drifting;
+pub use finite_context::FiniteContext;
+pub use gaussian::Gaussian;
+pub use linear_contextual::LinearContextual;
+
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// A bandit environment: emits a context, then a reward for the action taken.
+///
+/// One step is [`Environment::next_context`], then any number of
+/// [`Environment::expected_rewards`], then one [`Environment::reward`],
+/// which also advances the environment's own state (a drift, say).
+pub trait Environment<F: Real> {
+    /// Number of actions K.
+    fn num_actions(&self) -> usize;
+
+    /// Length d of the contexts (1 for a plain multi-armed bandit, whose context is `[1]`).
+    fn context_dim(&self) -> usize;
+
+    /// Draws the next context x_t into `out` (length d).
+    ///
+    /// # Errors
+    /// [`Error::ContextLength`] if `out` has the wrong length; nothing is drawn then.
+    fn next_context<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [F]) -> Result<()>;
+
+    /// Writes the expected reward of every action at the current context into `out` (length K).
+    ///
+    /// # Errors
+    /// [`Error::Length`] if `out` has the wrong length.
+    fn expected_rewards(&self, out: &mut [F]) -> Result<()>;
+
+    /// Draws the reward of `action` at the current context and advances the
+    /// environment to the next step.
+    ///
+    /// # Errors
+    /// [`Error::ActionOutOfRange`]; nothing is drawn or advanced then.
+    fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F>;
+}
+
+pub(crate) fn check_means<F: Real>(name: &'static str, means: &[F]) -> Result<()> {
+    if means.is_empty() {
+        return Err(Error::ZeroActions);
+    }
+    match means.iter().find(|m| !m.is_finite()) {
+        Some(m) => Err(Error::InvalidParameter {
+            name,
+            value: m.f64(),
+            expected: "finite",
+        }),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn check_nonneg<F: Real>(name: &'static str, v: F) -> Result<()> {
+    if v.is_finite() && v >= F::zero() {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter {
+            name,
+            value: v.f64(),
+            expected: "finite and >= 0",
+        })
+    }
+}
+
+/// Writes the constant context `[1]` of a plain bandit.
+pub(crate) fn unit_context<F: Real>(out: &mut [F]) -> Result<()> {
+    match out {
+        [x] => {
+            *x = F::one();
+            Ok(())
+        }
+        _ => Err(Error::ContextLength {
+            expected: 1,
+            got: out.len(),
+        }),
+    }
+}
+
+pub(crate) fn copy_means<F: Real>(means: &[F], out: &mut [F]) -> Result<()> {
+    crate::policy::check_len("out", out.len(), means.len())?;
+    out.copy_from_slice(means);
+    Ok(())
+}
+
+/// A standard normal draw in `F`.
+#[inline]
+pub(crate) fn std_normal<F: Real, R: Rng + ?Sized>(rng: &mut R) -> F {
+    use rand_distr::Distribution;
+    F::c(rand_distr::StandardNormal.sample(rng))
+}

@@ -1,0 +1,141 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in a call into `refit`.
+///
+/// Every public entry point validates its input and returns one of these
+/// instead of panicking. A call that returns an error changes nothing: the
+/// parameters, the history and the counters of the value it was called on are
+/// as they were before the call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A policy, learner or environment was asked for zero actions.
+    #[error("the number of actions must be at least 1, got 0")]
+    ZeroActions,
+    /// A context dimension of zero was asked for.
+    #[error("the context dimension must be at least 1, got 0")]
+    ZeroContextDim,
+    /// A context (or another per-context vector) has the wrong length.
+    #[error("context has length {got}, expected {expected}")]
+    ContextLength {
+        /// The length the callee works with.
+        expected: usize,
+        /// The length that was passed.
+        got: usize,
+    },
+    /// A context holds a NaN or an infinity.
+    #[error("context entry {index} is not finite ({value})")]
+    NonFiniteContext {
+        /// Position of the first bad entry.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// A reward is NaN or infinite.
+    #[error("reward is not finite ({value})")]
+    NonFiniteReward {
+        /// The reward that was passed.
+        value: f64,
+    },
+    /// An action index is not below the number of actions.
+    #[error("action {action} is out of range for {num_actions} actions")]
+    ActionOutOfRange {
+        /// The action that was passed.
+        action: usize,
+        /// The number of actions.
+        num_actions: usize,
+    },
+    /// A propensity (the probability an action was sampled with) is not in (0, 1].
+    #[error("propensity {value} is not in (0, 1]")]
+    InvalidPropensity {
+        /// The propensity that was passed.
+        value: f64,
+    },
+    /// A step size is not a positive finite number.
+    #[error("step size {value} is not a positive finite number")]
+    InvalidStepSize {
+        /// The step size that was passed.
+        value: f64,
+    },
+    /// A numeric hyperparameter is outside its documented range.
+    #[error("parameter `{name}` = {value} is out of range: {expected}")]
+    InvalidParameter {
+        /// The parameter's name as in the docs.
+        name: &'static str,
+        /// The value that was passed.
+        value: f64,
+        /// The range it must lie in.
+        expected: &'static str,
+    },
+    /// A vector or matrix argument has the wrong length.
+    #[error("`{name}` has length {got}, expected {expected}")]
+    Length {
+        /// The argument's name as in the docs.
+        name: &'static str,
+        /// The length the callee works with.
+        expected: usize,
+        /// The length that was passed.
+        got: usize,
+    },
+    /// A parameter vector holds a NaN or an infinity.
+    #[error("parameter entry {index} is not finite ({value})")]
+    NonFiniteParameter {
+        /// Position of the first bad entry.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// An update would have made the parameters non-finite; they are left as they were.
+    #[error("the update would make the parameters non-finite; they are unchanged")]
+    NonFiniteUpdate,
+    /// The logits θ·x overflowed (or θ holds a non-finite value), so no
+    /// probabilities exist; nothing was changed.
+    #[error("the logits are not finite: θ·x overflows for this context")]
+    NonFiniteLogits,
+    /// The L2 penalty λ is negative or not finite.
+    #[error("regularization lambda = {value} must be finite and >= 0")]
+    InvalidLambda {
+        /// The λ that was passed.
+        value: f64,
+    },
+    /// A sample weight is negative where the weighting requires w ≥ 0.
+    #[error("weight {weight} at index {index} is negative (reward {reward}); use a shift or exponential weighting for negative rewards")]
+    NegativeWeight {
+        /// Position in the history.
+        index: usize,
+        /// The reward that produced it.
+        reward: f64,
+        /// The weight.
+        weight: f64,
+    },
+    /// A seed of a run failed; `source` says why.
+    #[error("seed {seed} failed at step {step}: {source}")]
+    Run {
+        /// The seed whose run failed.
+        seed: u64,
+        /// The step (1-based; 0 while setting up) at which it failed.
+        step: usize,
+        /// What went wrong.
+        source: Box<Error>,
+    },
+    /// An I/O error while writing results.
+    #[error("i/o error ({kind:?}): {message}")]
+    Io {
+        /// The kind reported by the operating system.
+        kind: std::io::ErrorKind,
+        /// Its message.
+        message: String,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}

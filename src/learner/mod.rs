@@ -1,0 +1,75 @@
+//! Learners: a policy that acts and learns from the outcome (DESIGN §2, §5).
+
+mod incremental;
+
+pub use incremental::{Baseline, Incremental, StepSize};
+
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// An action and the probability it was sampled with (the propensity),
+/// as returned by [`Learner::act`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision<F> {
+    /// The chosen action.
+    pub action: usize,
+    /// π(action | x) under the policy that sampled it.
+    pub propensity: F,
+}
+
+/// A learner of a stochastic policy, playing one interaction at a time:
+/// [`Learner::act`] on a context, then [`Learner::learn`] from the reward.
+///
+/// A call that returns an error changes nothing in the learner.
+pub trait Learner<F: Real> {
+    /// Number of actions K.
+    fn num_actions(&self) -> usize;
+
+    /// Length d of the contexts.
+    fn context_dim(&self) -> usize;
+
+    /// Samples an action from the current policy at context `x`.
+    ///
+    /// The whole probability vector it sampled from is then available from
+    /// [`Learner::probabilities`].
+    ///
+    /// # Errors
+    /// [`Error::ContextLength`], [`Error::NonFiniteContext`], or
+    /// [`Error::NonFiniteLogits`] if the logits overflow.
+    fn act<R: Rng + ?Sized>(&mut self, x: &[F], rng: &mut R) -> Result<Decision<F>>;
+
+    /// π(· | x) of the last successful [`Learner::act`], or `None` before the first.
+    fn probabilities(&self) -> Option<&[F]>;
+
+    /// Learns from one interaction: at context `x` the action `action`, sampled
+    /// with probability `propensity`, earned `reward`.
+    ///
+    /// # Errors
+    /// [`Error::ContextLength`], [`Error::NonFiniteContext`],
+    /// [`Error::ActionOutOfRange`], [`Error::NonFiniteReward`],
+    /// [`Error::InvalidPropensity`], and learner-specific errors.
+    fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()>;
+}
+
+/// Checks the scalar parts of an interaction.
+pub(crate) fn check_interaction<F: Real>(
+    action: usize,
+    k: usize,
+    reward: F,
+    propensity: F,
+) -> Result<()> {
+    crate::policy::check_action(action, k)?;
+    if !reward.is_finite() {
+        return Err(Error::NonFiniteReward {
+            value: reward.f64(),
+        });
+    }
+    if !(propensity > F::zero() && propensity <= F::one()) {
+        return Err(Error::InvalidPropensity {
+            value: propensity.f64(),
+        });
+    }
+    Ok(())
+}
