@@ -37,26 +37,26 @@ fn act_learn<F: Real>(c: &mut Criterion, name: &str) {
     for (k, d) in SIZES {
         let xs = contexts::<F>(d, 64, 1);
         let rewards: Vec<F> = (0..64).map(|i| F::c((i % 3) as f64 * 0.5)).collect();
-        let mut learner = Incremental::linear(
-            k,
-            d,
-            StepSize::Constant(F::c(0.01)),
-            Baseline::RunningMean,
-        )
-        .expect("valid learner");
+        let mut learner =
+            Incremental::linear(k, d, StepSize::Constant(F::c(0.01)), Baseline::RunningMean)
+                .expect("valid learner");
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut i = 0usize;
-        group.bench_with_input(BenchmarkId::new("K_d", format!("{k}x{d}")), &(k, d), |b, _| {
-            b.iter(|| {
-                let x = &xs[i & 63];
-                let dec = learner.act(black_box(x), &mut rng).expect("act");
-                learner
-                    .learn(x, dec.action, rewards[i & 63], dec.propensity)
-                    .expect("learn");
-                i = i.wrapping_add(1);
-                black_box(dec.action)
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("K_d", format!("{k}x{d}")),
+            &(k, d),
+            |b, _| {
+                b.iter(|| {
+                    let x = &xs[i & 63];
+                    let dec = learner.act(black_box(x), &mut rng).expect("act");
+                    learner
+                        .learn(x, dec.action, rewards[i & 63], dec.propensity)
+                        .expect("learn");
+                    i = i.wrapping_add(1);
+                    black_box(dec.action)
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -73,16 +73,22 @@ fn runner_step(c: &mut Criterion) {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let mut x = vec![0.0; d];
         let mut mu = vec![0.0; k];
-        group.bench_with_input(BenchmarkId::new("K_d", format!("{k}x{d}")), &(k, d), |b, _| {
-            b.iter(|| {
-                env.next_context(&mut env_rng, &mut x).expect("context");
-                let dec = learner.act(&x, &mut rng).expect("act");
-                env.expected_rewards(&mut mu).expect("means");
-                let r = env.reward(dec.action, &mut env_rng).expect("reward");
-                learner.learn(&x, dec.action, r, dec.propensity).expect("learn");
-                black_box(mu[dec.action])
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("K_d", format!("{k}x{d}")),
+            &(k, d),
+            |b, _| {
+                b.iter(|| {
+                    env.next_context(&mut env_rng, &mut x).expect("context");
+                    let dec = learner.act(&x, &mut rng).expect("act");
+                    env.expected_rewards(&mut mu).expect("means");
+                    let r = env.reward(dec.action, &mut env_rng).expect("reward");
+                    learner
+                        .learn(&x, dec.action, r, dec.propensity)
+                        .expect("learn");
+                    black_box(mu[dec.action])
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -99,7 +99,9 @@ pub enum Error {
         value: f64,
     },
     /// A sample weight is negative where the weighting requires w ≥ 0.
-    #[error("weight {weight} at index {index} is negative (reward {reward}); use a shift or exponential weighting for negative rewards")]
+    #[error(
+        "weight {weight} at index {index} is negative (reward {reward}); use a shift or exponential weighting for negative rewards"
+    )]
     NegativeWeight {
         /// Position in the history.
         index: usize,

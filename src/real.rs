@@ -99,8 +99,8 @@ impl Real for f32 {
 fn exp_f64(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     // fdlibm's split of ln 2: LN2_HI has 32 trailing zero bits, so n * LN2_HI is exact.
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
     // Adding 1.5 * 2^52 rounds to the nearest integer, which lands in the low mantissa bits.
     const MAGIC: f64 = 6_755_399_441_055_744.0;
     const MAGIC_BITS: u64 = 0x4338_0000_0000_0000;
@@ -155,7 +155,7 @@ fn exp_f64(x: f64) -> f64 {
 fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // Cephes' split of ln 2 for single precision.
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = f32::from_bits(0x3F31_8000); // 0.693359375
     const LN2_LO: f32 = -2.121_944_4e-4;
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
     const MAGIC_BITS: u32 = 0x4B40_0000;

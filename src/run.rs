@@ -241,7 +241,12 @@ impl Runner {
     ///
     /// # Errors
     /// As [`Runner::run`].
-    pub fn trace<F, E, L, ME, ML>(&self, seed: u64, make_env: ME, make_learner: ML) -> Result<Vec<Step>>
+    pub fn trace<F, E, L, ME, ML>(
+        &self,
+        seed: u64,
+        make_env: ME,
+        make_learner: ML,
+    ) -> Result<Vec<Step>>
     where
         F: Real,
         E: Environment<F>,
@@ -250,7 +255,9 @@ impl Runner {
         ML: Fn() -> Result<L>,
     {
         let mut out = Vec::with_capacity(self.steps);
-        play(seed, self.steps, &make_env, &make_learner, |_, s| out.push(s))?;
+        play(seed, self.steps, &make_env, &make_learner, |_, s| {
+            out.push(s)
+        })?;
         Ok(out)
     }
 }

@@ -58,8 +58,15 @@ fn parallel_equals_sequential() {
     let runner = Runner::new(200, 37).expect("valid");
     let make_env = |rng: &mut rand_chacha::ChaCha8Rng| Gaussian::<f64>::testbed(10, 4.0, rng);
     let make_learner = || Incremental::tabular(10, StepSize::Constant(0.1), Baseline::RunningMean);
-    let par = runner.clone().parallel(true).run(make_env, make_learner).expect("runs");
-    let seq = runner.parallel(false).run(make_env, make_learner).expect("runs");
+    let par = runner
+        .clone()
+        .parallel(true)
+        .run(make_env, make_learner)
+        .expect("runs");
+    let seq = runner
+        .parallel(false)
+        .run(make_env, make_learner)
+        .expect("runs");
     assert_eq!(par, seq);
     let again = Runner::new(200, 37)
         .expect("valid")

@@ -41,7 +41,10 @@ fn score_matches_central_differences() {
             })
             .collect();
         let err = common::rel_err(&g, &fd);
-        assert!(err <= 1e-6, "case {case} (K={k}, d={d}): relative error {err}");
+        assert!(
+            err <= 1e-6,
+            "case {case} (K={k}, d={d}): relative error {err}"
+        );
     }
 }
 
@@ -58,15 +61,23 @@ fn hessian_vector_matches_central_differences_of_the_score() {
         let mut pi = LinearSoftmax::new(k, d).expect("valid shape");
         pi.set_params(&theta).expect("finite");
         let mut hv = vec![0.0; k * d];
-        pi.hessian_vector_into(&x, &v, &mut hv).expect("valid input");
+        pi.hessian_vector_into(&x, &v, &mut hv)
+            .expect("valid input");
         let h = 1e-5;
         let tp: Vec<f64> = theta.iter().zip(&v).map(|(t, vi)| t + h * vi).collect();
         let tm: Vec<f64> = theta.iter().zip(&v).map(|(t, vi)| t - h * vi).collect();
         let gp = score_at(&pi, &tp, &x, a);
         let gm = score_at(&pi, &tm, &x, a);
-        let fd: Vec<f64> = gp.iter().zip(&gm).map(|(p, m)| (p - m) / (2.0 * h)).collect();
+        let fd: Vec<f64> = gp
+            .iter()
+            .zip(&gm)
+            .map(|(p, m)| (p - m) / (2.0 * h))
+            .collect();
         let err = common::rel_err(&hv, &fd);
-        assert!(err <= 1e-6, "case {case} (K={k}, d={d}): relative error {err}");
+        assert!(
+            err <= 1e-6,
+            "case {case} (K={k}, d={d}): relative error {err}"
+        );
     }
 }
 

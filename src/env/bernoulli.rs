@@ -39,7 +39,10 @@ impl<F: Real> Bernoulli<F> {
         if means.is_empty() {
             return Err(Error::ZeroActions);
         }
-        if let Some(m) = means.iter().find(|m| !(**m >= F::zero() && **m <= F::one())) {
+        if let Some(m) = means
+            .iter()
+            .find(|m| !(**m >= F::zero() && **m <= F::one()))
+        {
             return Err(Error::InvalidParameter {
                 name: "means",
                 value: m.f64(),
@@ -75,6 +78,10 @@ impl<F: Real> Environment<F> for Bernoulli<F> {
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {
         check_action(action, self.means.len())?;
         let u = F::c(rng.random::<f64>());
-        Ok(if u < self.means[action] { F::one() } else { F::zero() })
+        Ok(if u < self.means[action] {
+            F::one()
+        } else {
+            F::zero()
+        })
     }
 }

@@ -46,7 +46,10 @@ impl<F: Real> FiniteContext<F> {
         if k == 0 {
             return Err(Error::ZeroActions);
         }
-        if let Some(v) = means.iter().find(|v| !(**v >= F::zero() && **v <= F::one())) {
+        if let Some(v) = means
+            .iter()
+            .find(|v| !(**v >= F::zero() && **v <= F::one()))
+        {
             return Err(Error::InvalidParameter {
                 name: "means",
                 value: v.f64(),
@@ -98,7 +101,11 @@ impl<F: Real> Environment<F> for FiniteContext<F> {
         }
         self.current = rng.random_range(0..self.m);
         for (j, o) in out.iter_mut().enumerate() {
-            *o = if j == self.current { F::one() } else { F::zero() };
+            *o = if j == self.current {
+                F::one()
+            } else {
+                F::zero()
+            };
         }
         Ok(())
     }
@@ -112,6 +119,10 @@ impl<F: Real> Environment<F> for FiniteContext<F> {
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {
         check_action(action, self.k)?;
         let u = F::c(rng.random::<f64>());
-        Ok(if u < self.row()[action] { F::one() } else { F::zero() })
+        Ok(if u < self.row()[action] {
+            F::one()
+        } else {
+            F::zero()
+        })
     }
 }

@@ -94,7 +94,7 @@ pub enum Baseline<F> {
 /// R. J. Williams (1992), Simple statistical gradient-following algorithms for
 /// connectionist reinforcement learning. Sutton & Barto (2018), *Reinforcement
 /// Learning: An Introduction*, 2nd ed., §2.8 and §13.3.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Incremental<F, P = LinearSoftmax<F>> {
     policy: P,
     step_size: StepSize<F>,
@@ -128,7 +128,12 @@ impl<F: Real> Incremental<F, LinearSoftmax<F>> {
     ///
     /// # Errors
     /// As [`Incremental::new`] and [`LinearSoftmax::new`].
-    pub fn linear(k: usize, d: usize, step_size: StepSize<F>, baseline: Baseline<F>) -> Result<Self> {
+    pub fn linear(
+        k: usize,
+        d: usize,
+        step_size: StepSize<F>,
+        baseline: Baseline<F>,
+    ) -> Result<Self> {
         Self::new(LinearSoftmax::new(k, d)?, step_size, baseline)
     }
 }

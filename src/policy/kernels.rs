@@ -107,7 +107,11 @@ pub(crate) fn all_finite<F: Real>(a: &[F]) -> bool {
 
 /// `out = softmax(θ x)`: the logits and the softmax in one call.
 #[inline(always)]
-pub(crate) fn logits_softmax<F: Real>(theta: &[F], x: &[F], out: &mut [F]) -> Option<Normalizer<F>> {
+pub(crate) fn logits_softmax<F: Real>(
+    theta: &[F],
+    x: &[F],
+    out: &mut [F],
+) -> Option<Normalizer<F>> {
     linear_logits(theta, x, out);
     softmax_in_place(out)
 }
@@ -206,7 +210,11 @@ pub(crate) fn add_scaled_score<F: Real>(
         return;
     }
     for (a, (row, &p)) in theta.chunks_exact_mut(d).zip(probs).enumerate() {
-        let c = if a == action { scale * (F::one() - p) } else { -(scale * p) };
+        let c = if a == action {
+            scale * (F::one() - p)
+        } else {
+            -(scale * p)
+        };
         for (t, &xj) in row.iter_mut().zip(x) {
             *t += c * xj;
         }
@@ -229,13 +237,7 @@ pub(crate) fn score<F: Real>(x: &[F], probs: &[F], action: usize, out: &mut [F])
 /// for a linear softmax, in O(K·d): `u = V x`, `g = π ⊙ u − π (πᵀ u)`,
 /// `out = −g ⊗ x`. `u` is scratch of length K.
 #[inline]
-pub(crate) fn hessian_vector<F: Real>(
-    x: &[F],
-    probs: &[F],
-    v: &[F],
-    u: &mut [F],
-    out: &mut [F],
-) {
+pub(crate) fn hessian_vector<F: Real>(x: &[F], probs: &[F], v: &[F], u: &mut [F], out: &mut [F]) {
     linear_logits(v, x, u);
     let pu = dot(probs, u);
     let d = x.len();

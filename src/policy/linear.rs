@@ -3,8 +3,8 @@
 use ndarray::Array2;
 
 use super::{
-    Normalizer, Policy, check_action, check_context, check_len, check_params,
-    hessian_vector, linear_logits, max_abs, score, update_is_finite,
+    Normalizer, Policy, check_action, check_context, check_len, check_params, hessian_vector,
+    linear_logits, max_abs, score, update_is_finite,
 };
 use crate::error::{Error, Result};
 use crate::real::Real;

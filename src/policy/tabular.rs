@@ -1,8 +1,8 @@
 //! The tabular softmax policy: K logits, one state.
 
 use super::{
-    LinearSoftmax, Normalizer, Policy, check_action, check_context, check_len,
-    check_params, hessian_vector, max_abs, score, update_is_finite,
+    LinearSoftmax, Normalizer, Policy, check_action, check_context, check_len, check_params,
+    hessian_vector, max_abs, score, update_is_finite,
 };
 use crate::error::{Error, Result};
 use crate::real::Real;

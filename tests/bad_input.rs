@@ -1,0 +1,244 @@
+//! Each bad input of DESIGN §9 gets its error variant, and the failed call
+//! leaves the learner exactly as it was.
+
+use refit::Error;
+use refit::env::{Bernoulli, Environment, Gaussian, LinearContextual};
+use refit::learner::{Baseline, Incremental, Learner, StepSize};
+use refit::policy::{LinearSoftmax, Policy, Tabular};
+
+fn learner() -> Incremental<f64, LinearSoftmax<f64>> {
+    let mut l =
+        Incremental::linear(3, 2, StepSize::Constant(0.1), Baseline::RunningMean).expect("valid");
+    // Some history, so that "unchanged" is not trivially "zero".
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    for t in 0..20 {
+        let x = [1.0, t as f64 * 0.1];
+        let d = l.act(&x, &mut rng).expect("valid");
+        l.learn(&x, d.action, (t % 3) as f64, d.propensity)
+            .expect("valid");
+    }
+    l
+}
+
+use rand::SeedableRng;
+
+/// Everything a user can observe of a learner.
+fn snapshot(l: &Incremental<f64, LinearSoftmax<f64>>) -> String {
+    format!(
+        "{:?} {} {:?} {:?}",
+        l.policy().params(),
+        l.steps(),
+        l.baseline_value(),
+        l.probabilities()
+    )
+}
+
+#[test]
+fn bad_interactions_are_refused_and_change_nothing() {
+    const NAN: f64 = f64::NAN;
+    const INF: f64 = f64::INFINITY;
+    let (nan, inf) = (NAN, INF);
+    // (context, action, reward, propensity, expected error)
+    let table: Vec<(&[f64], usize, f64, f64, Error)> = vec![
+        (
+            &[1.0],
+            0,
+            1.0,
+            0.5,
+            Error::ContextLength {
+                expected: 2,
+                got: 1,
+            },
+        ),
+        (
+            &[1.0, 2.0, 3.0],
+            0,
+            1.0,
+            0.5,
+            Error::ContextLength {
+                expected: 2,
+                got: 3,
+            },
+        ),
+        (
+            &[1.0, NAN],
+            0,
+            1.0,
+            0.5,
+            Error::NonFiniteContext {
+                index: 1,
+                value: nan,
+            },
+        ),
+        (
+            &[INF, 0.0],
+            0,
+            1.0,
+            0.5,
+            Error::NonFiniteContext {
+                index: 0,
+                value: inf,
+            },
+        ),
+        (
+            &[1.0, 0.0],
+            3,
+            1.0,
+            0.5,
+            Error::ActionOutOfRange {
+                action: 3,
+                num_actions: 3,
+            },
+        ),
+        (
+            &[1.0, 0.0],
+            0,
+            nan,
+            0.5,
+            Error::NonFiniteReward { value: nan },
+        ),
+        (
+            &[1.0, 0.0],
+            0,
+            -inf,
+            0.5,
+            Error::NonFiniteReward { value: -inf },
+        ),
+        (
+            &[1.0, 0.0],
+            0,
+            1.0,
+            0.0,
+            Error::InvalidPropensity { value: 0.0 },
+        ),
+        (
+            &[1.0, 0.0],
+            0,
+            1.0,
+            1.5,
+            Error::InvalidPropensity { value: 1.5 },
+        ),
+        (
+            &[1.0, 0.0],
+            0,
+            1.0,
+            nan,
+            Error::InvalidPropensity { value: nan },
+        ),
+    ];
+    for (x, a, r, p, want) in table {
+        let mut l = learner();
+        let before = snapshot(&l);
+        let got = l.learn(x, a, r, p).expect_err("bad input must fail");
+        // NaN != NaN: compare the variants' Debug text.
+        assert_eq!(
+            format!("{got:?}"),
+            format!("{want:?}"),
+            "learn({x:?}, {a}, {r}, {p})"
+        );
+        assert_eq!(snapshot(&l), before, "state changed by a failed learn");
+    }
+}
+
+#[test]
+fn bad_contexts_in_act_are_refused_and_change_nothing() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    for x in [vec![1.0], vec![f64::NAN, 0.0], vec![0.0, f64::NEG_INFINITY]] {
+        let mut l = learner();
+        let before = snapshot(&l);
+        assert!(l.act(&x, &mut rng).is_err());
+        assert_eq!(snapshot(&l), before);
+    }
+    // Logits that overflow: θ_a·x = 2e308 for every action.
+    let theta = ndarray::Array2::from_elem((3, 2), 1.0);
+    let pi = LinearSoftmax::from_params(&theta).expect("finite");
+    let mut l = Incremental::new(pi, StepSize::Constant(0.1), Baseline::None).expect("valid");
+    let before = snapshot(&l);
+    let got = l.act(&[1e308, 1e308], &mut rng).expect_err("overflow");
+    assert_eq!(got, Error::NonFiniteLogits);
+    assert_eq!(snapshot(&l), before);
+}
+
+#[test]
+fn an_update_that_would_overflow_is_refused() {
+    let mut l =
+        Incremental::linear(2, 1, StepSize::Constant(1e300), Baseline::None).expect("valid");
+    l.learn(&[1e10], 0, 1.0, 0.5)
+        .expect_err("1e300 · 1 · 1e10 overflows");
+    assert_eq!(l.steps(), 0);
+    assert!(l.policy().params().iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn bad_construction_is_refused() {
+    assert_eq!(
+        LinearSoftmax::<f64>::new(0, 3).expect_err("K = 0"),
+        Error::ZeroActions
+    );
+    assert_eq!(
+        LinearSoftmax::<f64>::new(3, 0).expect_err("d = 0"),
+        Error::ZeroContextDim
+    );
+    assert_eq!(
+        Tabular::<f32>::new(0).expect_err("K = 0"),
+        Error::ZeroActions
+    );
+    for alpha in [0.0, -0.1, f64::NAN, f64::INFINITY] {
+        let e = Incremental::tabular(2, StepSize::Constant(alpha), Baseline::None)
+            .expect_err("bad step size");
+        assert!(matches!(e, Error::InvalidStepSize { .. }), "{alpha}: {e:?}");
+    }
+    let e = Incremental::tabular(
+        2,
+        StepSize::Decaying {
+            alpha0: 0.1,
+            kappa: -1.0,
+        },
+        Baseline::None,
+    )
+    .expect_err("kappa < 0");
+    assert!(matches!(e, Error::InvalidParameter { name: "kappa", .. }));
+    let e = Incremental::tabular(2, StepSize::Constant(0.1), Baseline::Ema { rate: 1.5 })
+        .expect_err("rate > 1");
+    assert!(matches!(e, Error::InvalidParameter { name: "rate", .. }));
+    assert_eq!(
+        Bernoulli::<f64>::new(vec![]).expect_err("no arms"),
+        Error::ZeroActions
+    );
+    assert!(Bernoulli::new(vec![0.5, 1.5]).is_err());
+    assert!(Gaussian::new(vec![0.0, f64::NAN], 1.0).is_err());
+    assert!(Gaussian::new(vec![0.0], -1.0).is_err());
+}
+
+#[test]
+fn bad_policy_and_environment_calls_are_refused() {
+    let mut pi = LinearSoftmax::<f64>::new(3, 2).expect("valid");
+    assert!(matches!(
+        pi.set_params(&[0.0; 5]),
+        Err(Error::Length { .. })
+    ));
+    assert!(matches!(
+        pi.set_params(&[0.0, 0.0, f64::NAN, 0.0, 0.0, 0.0]),
+        Err(Error::NonFiniteParameter { index: 2, .. })
+    ));
+    let mut out = [0.0; 2];
+    assert!(matches!(
+        pi.probabilities_into(&[0.0, 0.0], &mut out),
+        Err(Error::Length { .. })
+    ));
+    assert!(matches!(
+        pi.log_prob(&[0.0, 0.0], 3),
+        Err(Error::ActionOutOfRange { .. })
+    ));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut env = LinearContextual::<f64>::random(3, 2, 0.1, &mut rng).expect("valid");
+    let mut x = [0.0; 3];
+    assert!(matches!(
+        env.next_context(&mut rng, &mut x),
+        Err(Error::ContextLength { .. })
+    ));
+    assert!(matches!(
+        env.reward(3, &mut rng),
+        Err(Error::ActionOutOfRange { .. })
+    ));
+}
