@@ -40,9 +40,11 @@ pub trait Real:
 
     /// `exp(x)` without branches, so that a loop over a slice vectorizes.
     ///
-    /// Relative error within a few ulp of `Self::exp` wherever the result is a
-    /// normal number; results in the subnormal range are rounded twice and
-    /// may differ from `Self::exp` by a few ulp of the smallest subnormal.
+    /// Relative error within a few ulp of `Self::exp` down to `x = −707`
+    /// (`f64`) or `x = −86` (`f32`); below that the result is flushed to 0
+    /// (the true value is below 9.1e-308, resp. 4.5e-38), so that no
+    /// subnormal number is ever computed: subnormal arithmetic is slow on
+    /// many CPUs, and softmax pads its inputs with −inf.
     /// `exp(-inf) = 0`, `exp(+inf) = +inf`, `exp(NaN) = NaN`.
     fn exp_fast(self) -> Self;
 
@@ -93,8 +95,9 @@ impl Real for f32 {
 
 /// Branch-free `exp` for `f64`: Cody–Waite reduction `x = n ln2 + r`,
 /// |r| ≤ ln2/2, a degree-13 Taylor polynomial for `exp(r)` (truncation error
-/// below 2e-16 relative) evaluated by Estrin's scheme, and the scale 2ⁿ applied as two powers of two so
-/// that overflow gives +inf and deep underflow gives 0 gradually.
+/// below 2e-16 relative) evaluated by Estrin's scheme, and the scale applied
+/// as `2 · 2ⁿ⁻¹` so that it stays a normal number up to overflow, which gives
+/// +inf. Arguments below −707 give 0 without passing through subnormal numbers.
 #[inline(always)]
 fn exp_f64(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
@@ -104,8 +107,9 @@ fn exp_f64(x: f64) -> f64 {
     // Adding 1.5 * 2^52 rounds to the nearest integer, which lands in the low mantissa bits.
     const MAGIC: f64 = 6_755_399_441_055_744.0;
     const MAGIC_BITS: u64 = 0x4338_0000_0000_0000;
-    // Beyond these, exp is 0 or +inf in f64; clamping keeps n in range for the scale.
-    const LO: f64 = -746.0;
+    // Below LO the result is flushed to 0 (exp(-707) = 9.1e-308 is still
+    // normal); beyond HI it is +inf. Clamping keeps n in [-1020, 1024].
+    const LO: f64 = -707.0;
     const HI: f64 = 710.0;
 
     let xc = if x < LO { LO } else { x };
@@ -131,26 +135,19 @@ fn exp_f64(x: f64) -> f64 {
     let p07 = p03 + r4 * p47;
     let p813 = p811 + r4 * p1213;
     let p = p07 + r8 * p813;
-    // n = n1 + n2 with both halves in the normal exponent range.
-    let k1 = n * 0.5 + MAGIC;
-    let n1 = k1 - MAGIC;
-    let k2 = (n - n1) + MAGIC;
-    let s1 = f64::from_bits(
-        k1.to_bits()
+    // 2ⁿ = 2 · 2ⁿ⁻¹, with n − 1 in the normal exponent range for every clamped x.
+    let scale = f64::from_bits(
+        k.to_bits()
             .wrapping_sub(MAGIC_BITS)
-            .wrapping_add(1023)
+            .wrapping_add(1022)
             .wrapping_shl(52),
     );
-    let s2 = f64::from_bits(
-        k2.to_bits()
-            .wrapping_sub(MAGIC_BITS)
-            .wrapping_add(1023)
-            .wrapping_shl(52),
-    );
-    p * s1 * s2
+    let y = (p + p) * scale;
+    if x < LO { 0.0 } else { y }
 }
 
-/// Branch-free `exp` for `f32`, as [`exp_f64`] with a degree-7 polynomial.
+/// Branch-free `exp` for `f32`, as [`exp_f64`] with a degree-7 polynomial;
+/// arguments below −86 give 0.
 #[inline(always)]
 fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -159,7 +156,8 @@ fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
     const MAGIC_BITS: u32 = 0x4B40_0000;
-    const LO: f32 = -104.0;
+    // Clamping keeps n in [-124, 128].
+    const LO: f32 = -86.0;
     const HI: f32 = 89.0;
 
     let xc = if x < LO { LO } else { x };
@@ -174,22 +172,14 @@ fn exp_f32(x: f32) -> f32 {
     let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
     let p67 = 1.0 / 720.0 + r * (1.0 / 5_040.0);
     let p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
-    let k1 = n * 0.5 + MAGIC;
-    let n1 = k1 - MAGIC;
-    let k2 = (n - n1) + MAGIC;
-    let s1 = f32::from_bits(
-        k1.to_bits()
+    let scale = f32::from_bits(
+        k.to_bits()
             .wrapping_sub(MAGIC_BITS)
-            .wrapping_add(127)
+            .wrapping_add(126)
             .wrapping_shl(23),
     );
-    let s2 = f32::from_bits(
-        k2.to_bits()
-            .wrapping_sub(MAGIC_BITS)
-            .wrapping_add(127)
-            .wrapping_shl(23),
-    );
-    p * s1 * s2
+    let y = (p + p) * scale;
+    if x < LO { 0.0 } else { y }
 }
 
 #[cfg(test)]
@@ -205,11 +195,11 @@ mod tests {
 
     #[test]
     fn exp_f64_matches_std_over_the_normal_range() {
-        // A dense sweep of [-708, 709.7] plus the neighbourhood of 0.
+        // A dense sweep of [-707, 709.78] plus the neighbourhood of 0.
         let mut worst: f64 = 0.0;
         let n = 2_000_000;
         for i in 0..=n {
-            let x = -708.0 + 1417.7 * (i as f64) / (n as f64);
+            let x = -707.0 + 1416.78 * (i as f64) / (n as f64);
             worst = worst.max(ulp_err_f64(x.exp_fast(), x.exp()));
         }
         for i in -100_000..=100_000 {
@@ -227,12 +217,17 @@ mod tests {
         assert_eq!(f64::INFINITY.exp_fast(), f64::INFINITY);
         assert_eq!(1e4f64.exp_fast(), f64::INFINITY);
         assert!(f64::NAN.exp_fast().is_nan());
-        // Subnormal results: absolute error of a few of the smallest subnormals.
-        for i in 0..1000 {
-            let x = -708.4 - 36.0 * (i as f64) / 1000.0;
-            let d = (x.exp_fast() - x.exp()).abs();
-            assert!(d <= 4.0 * 4.9e-324, "x = {x}: {d}");
+        // Below -708 the result is flushed to 0, never subnormal.
+        assert!((-707.0f64).exp_fast() > f64::MIN_POSITIVE);
+        for i in 1..1000 {
+            let x = -707.0 - 40.0 * (i as f64) / 1000.0;
+            assert_eq!(x.exp_fast(), 0.0);
+            assert!(x.exp() < 9.1e-308);
         }
+        // Overflow is where f64::exp overflows.
+        let top = f64::MAX.ln();
+        assert!(top.exp_fast().is_finite());
+        assert_eq!(709.79f64.exp_fast(), f64::INFINITY);
     }
 
     #[test]
@@ -240,7 +235,7 @@ mod tests {
         let mut worst: f64 = 0.0;
         let n = 2_000_000;
         for i in 0..=n {
-            let x = -87.3 + 175.9 * (i as f64) / (n as f64);
+            let x = -86.0 + 174.7 * (i as f64) / (n as f64);
             let x = x as f32;
             let got = x.exp_fast();
             let want = x.exp();
@@ -250,6 +245,10 @@ mod tests {
         }
         assert!(worst <= 4.0, "worst error {worst} ulp");
         assert_eq!(f32::NEG_INFINITY.exp_fast(), 0.0);
+        assert!((-86.0f32).exp_fast() > f32::MIN_POSITIVE);
+        assert_eq!((-86.5f32).exp_fast(), 0.0);
+        assert!(88.72f32.exp_fast().is_finite());
+        assert_eq!(88.73f32.exp_fast(), f32::INFINITY);
         assert_eq!(f32::INFINITY.exp_fast(), f32::INFINITY);
         assert!(f32::NAN.exp_fast().is_nan());
     }

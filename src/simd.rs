@@ -42,11 +42,13 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(logits_softmax, logits_softmax_avx2,
-    (theta: &[F], x: &[F], out: &mut [F]) -> Option<Normalizer<F>>);
+dispatch!(logits_softmax_t, logits_softmax_t_avx2,
+    (theta_t: &[F], bias: &[F], x: &[F], out: &mut [F]) -> Option<Normalizer<F>>);
+dispatch!(logits_t, logits_t_avx2, (theta_t: &[F], x: &[F], out: &mut [F]) -> ());
+dispatch!(softmax_padded, softmax_padded_avx2, (z: &mut [F], bias: &[F]) -> Option<Normalizer<F>>);
 dispatch!(softmax_in_place, softmax_in_place_avx2, (z: &mut [F]) -> Option<Normalizer<F>>);
-dispatch!(add_scaled_score, add_scaled_score_avx2,
-    (theta: &mut [F], x: &[F], probs: &[F], action: usize, scale: F) -> ());
+dispatch!(add_scaled_score_t, add_scaled_score_t_avx2,
+    (theta_t: &mut [F], x: &[F], probs: &[F], action: usize, scale: F, coef: &mut [F]) -> ());
 dispatch!(all_finite, all_finite_avx2, (x: &[F]) -> bool);
 
 #[cfg(test)]
@@ -60,27 +62,48 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         for _ in 0..200 {
             let k = rng.random_range(1..40);
+            let kp = kernels::padded(k);
             let d = rng.random_range(1..20);
-            let theta: Vec<f64> = (0..k * d).map(|_| rng.random_range(-30.0..30.0)).collect();
+            let bias: Vec<f64> = (0..kp)
+                .map(|a| if a < k { 0.0 } else { f64::NEG_INFINITY })
+                .collect();
+            let theta: Vec<f64> = (0..kp * d)
+                .map(|i| {
+                    if i % kp < k {
+                        rng.random_range(-30.0..30.0)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
             let x: Vec<f64> = (0..d).map(|_| rng.random_range(-3.0..3.0)).collect();
-            let (mut a, mut b) = (vec![0.0; k], vec![0.0; k]);
-            let na = logits_softmax(&theta, &x, &mut a);
-            let nb = kernels::logits_softmax(&theta, &x, &mut b);
+            let (mut a, mut b) = (vec![0.0; kp], vec![0.0; kp]);
+            let na = logits_softmax_t(&theta, &bias, &x, &mut a);
+            let nb = kernels::logits_softmax_t(&theta, &bias, &x, &mut b);
             assert_eq!(na, nb);
             assert_eq!(a, b);
             let (mut ta, mut tb) = (theta.clone(), theta.clone());
+            let (mut ca, mut cb) = (vec![0.0; kp], vec![0.0; kp]);
             let action = rng.random_range(0..k);
-            add_scaled_score(&mut ta, &x, &a, action, 0.37);
-            kernels::add_scaled_score(&mut tb, &x, &b, action, 0.37);
+            add_scaled_score_t(&mut ta, &x, &a, action, 0.37, &mut ca);
+            kernels::add_scaled_score_t(&mut tb, &x, &b, action, 0.37, &mut cb);
             assert_eq!(ta, tb);
-            let t32: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
-            let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
-            let (mut a32, mut b32) = (vec![0.0f32; k], vec![0.0f32; k]);
+            let mut za: Vec<f64> = (0..k).map(|_| rng.random_range(-50.0..50.0)).collect();
+            let mut zb = za.clone();
             assert_eq!(
-                logits_softmax(&t32, &x32, &mut a32),
-                kernels::logits_softmax(&t32, &x32, &mut b32)
+                softmax_in_place(&mut za),
+                kernels::softmax_in_place(&mut zb)
             );
-            assert_eq!(a32, b32);
+            assert_eq!(za, zb);
+            let t32: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
+            let b32: Vec<f32> = bias.iter().map(|v| *v as f32).collect();
+            let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+            let (mut p32, mut q32) = (vec![0.0f32; kp], vec![0.0f32; kp]);
+            assert_eq!(
+                logits_softmax_t(&t32, &b32, &x32, &mut p32),
+                kernels::logits_softmax_t(&t32, &b32, &x32, &mut q32)
+            );
+            assert_eq!(p32, q32);
         }
     }
 }

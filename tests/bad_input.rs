@@ -26,7 +26,7 @@ use rand::SeedableRng;
 fn snapshot(l: &Incremental<f64, LinearSoftmax<f64>>) -> String {
     format!(
         "{:?} {} {:?} {:?}",
-        l.policy().params(),
+        l.policy().params().as_slice(),
         l.steps(),
         l.baseline_value(),
         l.probabilities()
@@ -151,7 +151,7 @@ fn bad_contexts_in_act_are_refused_and_change_nothing() {
     }
     // Logits that overflow: θ_a·x = 2e308 for every action.
     let theta = ndarray::Array2::from_elem((3, 2), 1.0);
-    let pi = LinearSoftmax::from_params(&theta).expect("finite");
+    let pi = LinearSoftmax::from_params(theta.view()).expect("finite");
     let mut l = Incremental::new(pi, StepSize::Constant(0.1), Baseline::None).expect("valid");
     let before = snapshot(&l);
     let got = l.act(&[1e308, 1e308], &mut rng).expect_err("overflow");
@@ -213,12 +213,14 @@ fn bad_construction_is_refused() {
 #[test]
 fn bad_policy_and_environment_calls_are_refused() {
     let mut pi = LinearSoftmax::<f64>::new(3, 2).expect("valid");
+    let wrong = ndarray::Array2::<f64>::zeros((2, 3));
     assert!(matches!(
-        pi.set_params(&[0.0; 5]),
+        pi.set_params(wrong.view()),
         Err(Error::Length { .. })
     ));
+    let nan = ndarray::array![[0.0, 0.0], [f64::NAN, 0.0], [0.0, 0.0]];
     assert!(matches!(
-        pi.set_params(&[0.0, 0.0, f64::NAN, 0.0, 0.0, 0.0]),
+        pi.set_params(nan.view()),
         Err(Error::NonFiniteParameter { index: 2, .. })
     ));
     let mut out = [0.0; 2];

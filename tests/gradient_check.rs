@@ -2,18 +2,27 @@
 
 mod common;
 
+use ndarray::Array2;
 use rand::RngExt;
 use refit::policy::{LinearSoftmax, Policy, Tabular};
 
+fn mat(k: usize, d: usize, v: &[f64]) -> Array2<f64> {
+    Array2::from_shape_vec((k, d), v.to_vec()).expect("k·d values")
+}
+
 fn log_prob_at(pi: &LinearSoftmax<f64>, theta: &[f64], x: &[f64], a: usize) -> f64 {
     let mut p = pi.clone();
-    p.set_params(theta).expect("finite params");
+    let (k, d) = (p.num_actions(), p.context_dim());
+    p.set_params(mat(k, d, theta).view())
+        .expect("finite params");
     p.log_prob(x, a).expect("valid input")
 }
 
 fn score_at(pi: &LinearSoftmax<f64>, theta: &[f64], x: &[f64], a: usize) -> Vec<f64> {
     let mut p = pi.clone();
-    p.set_params(theta).expect("finite params");
+    let (k, d) = (p.num_actions(), p.context_dim());
+    p.set_params(mat(k, d, theta).view())
+        .expect("finite params");
     let mut g = vec![0.0; theta.len()];
     p.score_into(x, a, &mut g).expect("valid input");
     g
@@ -59,7 +68,7 @@ fn hessian_vector_matches_central_differences_of_the_score() {
         let v = common::normals(&mut rng, k * d, 1.0);
         let a = rng.random_range(0..k);
         let mut pi = LinearSoftmax::new(k, d).expect("valid shape");
-        pi.set_params(&theta).expect("finite");
+        pi.set_params(mat(k, d, &theta).view()).expect("finite");
         let mut hv = vec![0.0; k * d];
         pi.hessian_vector_into(&x, &v, &mut hv)
             .expect("valid input");
@@ -88,7 +97,7 @@ fn tabular_agrees_with_linear_at_unit_context() {
         let k = rng.random_range(1..=30);
         let theta = common::normals(&mut rng, k, 3.0);
         let mut tab = Tabular::new(k).expect("k >= 1");
-        tab.set_params(&theta).expect("finite");
+        tab.set_params(mat(k, 1, &theta).view()).expect("finite");
         let lin = tab.to_linear();
         let x = [1.0];
         let pt = tab.probabilities(&x).expect("valid");

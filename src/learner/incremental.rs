@@ -155,7 +155,7 @@ impl<F: Real, P: Policy<F>> Incremental<F, P> {
                 });
             }
         }
-        let k = policy.num_actions();
+        let k = policy.probs_len();
         let d = policy.context_dim();
         Ok(Self {
             policy,
@@ -253,7 +253,8 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
     }
 
     fn probabilities(&self) -> Option<&[F]> {
-        (self.acted && self.probs_valid).then_some(&self.probs[..])
+        let k = self.policy.num_actions();
+        self.acted.then(|| &self.probs[..k])
     }
 
     #[inline]

@@ -1,10 +1,16 @@
 //! Slice kernels of the softmax policies: logits, a max-shifted softmax,
 //! sampling, the score update and the Hessian-vector product (DESIGN §3).
 //!
-//! Everything here works on contiguous row-major slices and is written so
-//! that the compiler vectorizes the inner loops; the hot kernels are
-//! `#[inline(always)]` so that `crate::simd` can compile them again with
-//! wider vector instructions. Callers check lengths.
+//! # Layout
+//! θ ∈ R^{K×d} is stored feature-major and padded: `θᵀ` as d rows of `kp`
+//! entries, entry (a, j) at `j·kp + a`, with `kp` = K rounded up to a multiple
+//! of [`LANES`]. Logits, probabilities and update coefficients are vectors of
+//! length `kp`. So every hot loop runs over whole blocks of [`LANES`] actions
+//! with no scalar tail; the padded actions get a −inf logit bias, probability
+//! 0, and an update coefficient of 0, so their parameters stay 0.
+//!
+//! The hot kernels are `#[inline(always)]` so that `crate::simd` can compile
+//! them again with wider vector instructions. Callers check lengths.
 
 use rand::{Rng, RngExt};
 
@@ -48,22 +54,6 @@ pub(crate) fn sum<F: Real>(a: &[F]) -> F {
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
-/// `out = θ x` for row-major `θ` with `out.len()` rows and `x.len()` columns.
-#[inline(always)]
-pub(crate) fn linear_logits<F: Real>(theta: &[F], x: &[F], out: &mut [F]) {
-    let d = x.len();
-    if d == 1 {
-        let x0 = x[0];
-        for (z, t) in out.iter_mut().zip(theta) {
-            *z = *t * x0;
-        }
-    } else {
-        for (z, row) in out.iter_mut().zip(theta.chunks_exact(d)) {
-            *z = dot(row, x);
-        }
-    }
-}
-
 /// Normalizer of a softmax: `π(a) = exp(z_a − max) / sum`, so
 /// `log π(a) = z_a − max − ln(sum)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,17 +95,6 @@ pub(crate) fn all_finite<F: Real>(a: &[F]) -> bool {
     a.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
-/// `out = softmax(θ x)`: the logits and the softmax in one call.
-#[inline(always)]
-pub(crate) fn logits_softmax<F: Real>(
-    theta: &[F],
-    x: &[F],
-    out: &mut [F],
-) -> Option<Normalizer<F>> {
-    linear_logits(theta, x, out);
-    softmax_in_place(out)
-}
-
 /// Turns logits into probabilities in place, never exponentiating an
 /// unshifted logit: `z_a ← exp(z_a − m) / Σ_b exp(z_b − m)` with `m = max_b z_b`.
 ///
@@ -127,7 +106,9 @@ pub(crate) fn softmax_in_place<F: Real>(z: &mut [F]) -> Option<Normalizer<F>> {
     // A NaN logit is caught below: it makes the sum NaN.
     let m = max(z);
     // exp(z - m) with m the largest logit: every argument is <= 0.
-    exp_shifted(z, m);
+    for v in z.iter_mut() {
+        *v = (*v - m).exp_fast();
+    }
     let s = sum(z);
     // s >= 1 unless a logit was NaN or +inf, or all were -inf (then s is NaN).
     if !(s.is_finite() && m.is_finite()) {
@@ -138,35 +119,6 @@ pub(crate) fn softmax_in_place<F: Real>(z: &mut [F]) -> Option<Normalizer<F>> {
         *v *= inv;
     }
     Some(Normalizer { max: m, sum: s })
-}
-
-/// Lanes of the `exp` kernel: a tail shorter than this is padded, so that it
-/// runs in vector registers too instead of as a long scalar chain.
-const EXP_LANES: usize = 4;
-
-/// `z ← exp(z − m)`, in blocks of [`EXP_LANES`].
-#[inline(always)]
-fn exp_shifted<F: Real>(z: &mut [F], m: F) {
-    let mut blocks = z.chunks_exact_mut(EXP_LANES);
-    for b in &mut blocks {
-        for v in b.iter_mut() {
-            *v = (*v - m).exp_fast();
-        }
-    }
-    let tail = blocks.into_remainder();
-    if !tail.is_empty() {
-        // Padding with m costs exp(0); element loops, not memcpy calls.
-        let mut buf = [m; EXP_LANES];
-        for (b, t) in buf.iter_mut().zip(tail.iter()) {
-            *b = *t;
-        }
-        for v in buf.iter_mut() {
-            *v = (*v - m).exp_fast();
-        }
-        for (t, b) in tail.iter_mut().zip(buf.iter()) {
-            *t = *b;
-        }
-    }
 }
 
 /// Draws an action from `probs` with one uniform draw (inverse CDF).
@@ -189,40 +141,106 @@ pub(crate) fn sample<F: Real, R: Rng + ?Sized>(probs: &[F], rng: &mut R) -> usiz
     last
 }
 
-/// `θ ← θ + scale · (e_a − π) ⊗ x`, the REINFORCE step for a linear softmax.
+/// Block width of the padded layout.
+pub(crate) const LANES: usize = 4;
+
+/// K rounded up to a multiple of [`LANES`].
+pub(crate) fn padded(k: usize) -> usize {
+    k.div_ceil(LANES) * LANES
+}
+
+/// `z = θ x` in the padded layout: `z` has length kp, `theta_t` d·kp.
+/// Two accumulators per block of actions halve the dependency chain over j.
 #[inline(always)]
-pub(crate) fn add_scaled_score<F: Real>(
-    theta: &mut [F],
-    x: &[F],
-    probs: &[F],
-    action: usize,
-    scale: F,
-) {
-    let d = x.len();
-    if d == 1 {
-        let sx = scale * x[0];
-        for (t, &p) in theta.iter_mut().zip(probs) {
-            *t -= sx * p;
+pub(crate) fn logits_t<F: Real>(theta_t: &[F], x: &[F], z: &mut [F]) {
+    let kp = z.len();
+    for (b, zb) in z.chunks_exact_mut(LANES).enumerate() {
+        let off = b * LANES;
+        let mut acc0 = [F::zero(); LANES];
+        let mut acc1 = [F::zero(); LANES];
+        let mut pairs = x.chunks_exact(2);
+        let mut row = off;
+        for xs in &mut pairs {
+            let r0 = &theta_t[row..row + LANES];
+            let r1 = &theta_t[row + kp..row + kp + LANES];
+            for l in 0..LANES {
+                acc0[l] += xs[0] * r0[l];
+                acc1[l] += xs[1] * r1[l];
+            }
+            row += 2 * kp;
         }
-        if let Some(t) = theta.get_mut(action) {
-            *t += sx;
+        if let [xl] = pairs.remainder() {
+            let r0 = &theta_t[row..row + LANES];
+            for l in 0..LANES {
+                acc0[l] += *xl * r0[l];
+            }
         }
-        return;
-    }
-    for (a, (row, &p)) in theta.chunks_exact_mut(d).zip(probs).enumerate() {
-        let c = if a == action {
-            scale * (F::one() - p)
-        } else {
-            -(scale * p)
-        };
-        for (t, &xj) in row.iter_mut().zip(x) {
-            *t += c * xj;
+        for l in 0..LANES {
+            zb[l] = acc0[l] + acc1[l];
         }
     }
 }
 
-/// `out = (e_a − π) ⊗ x`, the score of a linear softmax.
-#[inline]
+/// Softmax of padded logits in place: `bias` is 0 for real actions and −inf
+/// for padding. Same contract as [`softmax_in_place`].
+#[inline(always)]
+pub(crate) fn softmax_padded<F: Real>(z: &mut [F], bias: &[F]) -> Option<Normalizer<F>> {
+    // Plain element loops: the loop vectorizer turns each into full-width
+    // vector code (an explicit [F; 4] formulation came out as 2-lane shuffles).
+    for (v, &b) in z.iter_mut().zip(bias) {
+        *v += b;
+    }
+    let m = max(z);
+    for v in z.iter_mut() {
+        *v = (*v - m).exp_fast();
+    }
+    let s = sum(z);
+    if !(s.is_finite() && m.is_finite()) {
+        return None;
+    }
+    let inv = F::one() / s;
+    for v in z.iter_mut() {
+        *v *= inv;
+    }
+    Some(Normalizer { max: m, sum: s })
+}
+
+/// `out = softmax(θ x)` in the padded layout.
+#[inline(always)]
+pub(crate) fn logits_softmax_t<F: Real>(
+    theta_t: &[F],
+    bias: &[F],
+    x: &[F],
+    out: &mut [F],
+) -> Option<Normalizer<F>> {
+    logits_t(theta_t, x, out);
+    softmax_padded(out, bias)
+}
+
+/// `θ ← θ + scale · (e_a − π) ⊗ x` in the padded layout; `c` is scratch of
+/// length kp. Padded actions have π = 0, so their coefficient is 0.
+#[inline(always)]
+pub(crate) fn add_scaled_score_t<F: Real>(
+    theta_t: &mut [F],
+    x: &[F],
+    probs: &[F],
+    action: usize,
+    scale: F,
+    c: &mut [F],
+) {
+    for (a, (ca, &p)) in c.iter_mut().zip(probs).enumerate() {
+        let e = if a == action { F::one() } else { F::zero() };
+        *ca = scale * (e - p);
+    }
+    let kp = c.len();
+    for (row, &xj) in theta_t.chunks_exact_mut(kp).zip(x) {
+        for (t, &ca) in row.iter_mut().zip(c.iter()) {
+            *t += ca * xj;
+        }
+    }
+}
+
+/// `out = (e_a − π) ⊗ x` as a row-major K×d matrix (row a: action a).
 pub(crate) fn score<F: Real>(x: &[F], probs: &[F], action: usize, out: &mut [F]) {
     let d = x.len();
     for (a, (row, &p)) in out.chunks_exact_mut(d).zip(probs).enumerate() {
@@ -235,12 +253,13 @@ pub(crate) fn score<F: Real>(x: &[F], probs: &[F], action: usize, out: &mut [F])
 
 /// `out = H v` with `H = −(diag π − π πᵀ) ⊗ x xᵀ`, the Hessian of `log π(a|x)`
 /// for a linear softmax, in O(K·d): `u = V x`, `g = π ⊙ u − π (πᵀ u)`,
-/// `out = −g ⊗ x`. `u` is scratch of length K.
-#[inline]
+/// `out = −g ⊗ x`. `v` and `out` are row-major K×d; `u` is scratch of length K.
 pub(crate) fn hessian_vector<F: Real>(x: &[F], probs: &[F], v: &[F], u: &mut [F], out: &mut [F]) {
-    linear_logits(v, x, u);
-    let pu = dot(probs, u);
     let d = x.len();
+    for (ua, row) in u.iter_mut().zip(v.chunks_exact(d)) {
+        *ua = dot(row, x);
+    }
+    let pu = dot(probs, u);
     for ((row, &p), &ua) in out.chunks_exact_mut(d).zip(probs).zip(u.iter()) {
         let g = p * (ua - pu);
         for (o, &xj) in row.iter_mut().zip(x) {

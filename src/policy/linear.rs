@@ -1,16 +1,20 @@
 //! The linear softmax policy, π(a | x) ∝ exp(θ_a · x).
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
+use super::kernels::{LANES, padded, score};
 use super::{
-    Normalizer, Policy, check_action, check_context, check_len, check_params, hessian_vector,
-    linear_logits, max_abs, score, update_is_finite,
+    Normalizer, Policy, check_action, check_context, check_len, hessian_vector, max_abs,
+    update_is_finite,
 };
 use crate::error::{Error, Result};
 use crate::real::Real;
 
 /// Linear softmax policy over K actions with d-dimensional contexts:
 /// `π(a | x) = exp(θ_a·x − m) / Σ_b exp(θ_b·x − m)`, `m = max_b θ_b·x`.
+///
+/// θ is stored feature-major with K padded to a multiple of 4 (see
+/// [`Policy::probs_len`]), so that every hot loop runs over whole vector blocks.
 ///
 /// # Examples
 /// ```
@@ -20,14 +24,27 @@ use crate::real::Real;
 /// assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-15); // θ = 0: uniform
 /// # Ok::<(), refit::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct LinearSoftmax<F> {
     k: usize,
     d: usize,
+    /// K rounded up to a multiple of [`LANES`].
+    kp: usize,
+    /// θᵀ, d rows of kp: entry (a, j) at j·kp + a; padded entries are 0.
     theta: Vec<F>,
+    /// 0 for real actions, −inf for padding.
+    bias: Vec<F>,
     /// An upper bound on max |θ|, kept so that an update can be checked for
     /// overflow in O(d) instead of O(K·d).
     theta_bound: F,
+    /// Update coefficients, kp.
+    coef: Vec<F>,
+}
+
+impl<F: Real> PartialEq for LinearSoftmax<F> {
+    fn eq(&self, other: &Self) -> bool {
+        self.k == other.k && self.d == other.d && self.theta == other.theta
+    }
 }
 
 impl<F: Real> LinearSoftmax<F> {
@@ -35,7 +52,7 @@ impl<F: Real> LinearSoftmax<F> {
     ///
     /// # Errors
     /// [`Error::ZeroActions`] if `k = 0`, [`Error::ZeroContextDim`] if `d = 0`,
-    /// [`Error::InvalidParameter`] if K·d overflows `usize`.
+    /// [`Error::InvalidParameter`] if K·d is too large to allocate.
     pub fn new(k: usize, d: usize) -> Result<Self> {
         if k == 0 {
             return Err(Error::ZeroActions);
@@ -43,16 +60,29 @@ impl<F: Real> LinearSoftmax<F> {
         if d == 0 {
             return Err(Error::ZeroContextDim);
         }
-        let n = k.checked_mul(d).ok_or(Error::InvalidParameter {
-            name: "k * d",
-            value: f64::INFINITY,
-            expected: "K·d fits in memory",
-        })?;
+        let kp = padded(k);
+        let n = kp
+            .checked_mul(d)
+            .filter(|n| {
+                n.checked_mul(std::mem::size_of::<F>())
+                    .is_some_and(|b| b <= isize::MAX as usize)
+            })
+            .ok_or(Error::InvalidParameter {
+                name: "k * d",
+                value: k as f64 * d as f64,
+                expected: "K·d small enough to allocate",
+            })?;
+        let bias = (0..kp)
+            .map(|a| if a < k { F::zero() } else { F::neg_infinity() })
+            .collect();
         Ok(Self {
             k,
             d,
+            kp,
             theta: vec![F::zero(); n],
+            bias,
             theta_bound: F::zero(),
+            coef: vec![F::zero(); kp],
         })
     }
 
@@ -60,27 +90,23 @@ impl<F: Real> LinearSoftmax<F> {
     ///
     /// # Errors
     /// As [`LinearSoftmax::new`], and [`Error::NonFiniteParameter`].
-    pub fn from_params(theta: &Array2<F>) -> Result<Self> {
+    pub fn from_params(theta: ArrayView2<'_, F>) -> Result<Self> {
         let (k, d) = theta.dim();
         let mut p = Self::new(k, d)?;
-        let flat: Vec<F> = theta.iter().copied().collect();
-        p.set_params(&flat)?;
+        p.set_params(theta)?;
         Ok(p)
     }
 
-    /// From parts that are already known good (K, d ≥ 1, θ finite, of length K·d).
-    pub(crate) fn from_parts(k: usize, d: usize, theta: Vec<F>, theta_bound: F) -> Self {
-        Self {
-            k,
-            d,
-            theta,
-            theta_bound,
-        }
+    /// θ_{a, j}, the weight of feature `j` for action `a`, or `None` out of range.
+    pub fn param(&self, a: usize, j: usize) -> Option<F> {
+        (a < self.k && j < self.d).then(|| self.theta[j * self.kp + a])
     }
 
-    /// θ as a K×d matrix (a copy).
-    pub fn params_matrix(&self) -> Array2<F> {
-        Array2::from_shape_fn((self.k, self.d), |(a, j)| self.theta[a * self.d + j])
+    /// π(· | x) into a buffer of length kp, unchecked lengths, checked context.
+    #[inline]
+    fn probs_padded(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>> {
+        check_context(x, self.d)?;
+        crate::simd::logits_softmax_t(&self.theta, &self.bias, x, out).ok_or(Error::NonFiniteLogits)
     }
 }
 
@@ -93,35 +119,58 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         self.d
     }
 
-    fn params(&self) -> &[F] {
-        &self.theta
+    fn probs_len(&self) -> usize {
+        self.kp
     }
 
-    fn set_params(&mut self, params: &[F]) -> Result<()> {
-        check_params(params, self.theta.len())?;
-        self.theta.copy_from_slice(params);
+    fn params(&self) -> Array2<F> {
+        Array2::from_shape_fn((self.k, self.d), |(a, j)| self.theta[j * self.kp + a])
+    }
+
+    fn set_params(&mut self, theta: ArrayView2<'_, F>) -> Result<()> {
+        if theta.dim() != (self.k, self.d) {
+            return Err(Error::Length {
+                name: "params",
+                expected: self.k * self.d,
+                got: theta.len(),
+            });
+        }
+        if let Some((index, v)) = theta.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFiniteParameter {
+                index,
+                value: v.f64(),
+            });
+        }
+        for ((a, j), &v) in theta.indexed_iter() {
+            self.theta[j * self.kp + a] = v;
+        }
         self.theta_bound = max_abs(&self.theta);
         Ok(())
     }
 
     #[inline]
     fn probabilities_into(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>> {
-        check_context(x, self.d)?;
+        if out.len() == self.kp {
+            return self.probs_padded(x, out);
+        }
         check_len("out", out.len(), self.k)?;
-        crate::simd::logits_softmax(&self.theta, x, out).ok_or(Error::NonFiniteLogits)
+        let mut buf = vec![F::zero(); self.kp];
+        let norm = self.probs_padded(x, &mut buf)?;
+        out.copy_from_slice(&buf[..self.k]);
+        Ok(norm)
     }
 
     fn score_into(&self, x: &[F], action: usize, out: &mut [F]) -> Result<()> {
         check_action(action, self.k)?;
-        check_len("out", out.len(), self.theta.len())?;
+        check_len("out", out.len(), self.k * self.d)?;
         let probs = self.probabilities(x)?;
         score(x, &probs, action, out);
         Ok(())
     }
 
     fn hessian_vector_into(&self, x: &[F], v: &[F], out: &mut [F]) -> Result<()> {
-        check_len("v", v.len(), self.theta.len())?;
-        check_len("out", out.len(), self.theta.len())?;
+        check_len("v", v.len(), self.k * self.d)?;
+        check_len("out", out.len(), self.k * self.d)?;
         let probs = self.probabilities(x)?;
         let mut u = vec![F::zero(); self.k];
         hessian_vector(x, &probs, v, &mut u, out);
@@ -132,26 +181,38 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
     fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()> {
         check_context(x, self.d)?;
         check_action(action, self.k)?;
-        check_len("probs", probs.len(), self.k)?;
-        if !update_is_finite(self.theta_bound, scale, x) {
+        let padded_probs;
+        let probs = if probs.len() == self.kp {
+            probs
+        } else {
+            check_len("probs", probs.len(), self.k)?;
+            let mut p = vec![F::zero(); self.kp];
+            p[..self.k].copy_from_slice(probs);
+            padded_probs = p;
+            &padded_probs
+        };
+        let xmax = max_abs(x);
+        if !update_is_finite(self.theta_bound, scale, xmax) {
             // The cheap bound may be loose: tighten it once before refusing.
             self.theta_bound = max_abs(&self.theta);
-            if !update_is_finite(self.theta_bound, scale, x) {
+            if !update_is_finite(self.theta_bound, scale, xmax) {
                 return Err(Error::NonFiniteUpdate);
             }
         }
-        crate::simd::add_scaled_score(&mut self.theta, x, probs, action, scale);
-        self.theta_bound += scale.abs() * max_abs(x);
+        crate::simd::add_scaled_score_t(&mut self.theta, x, probs, action, scale, &mut self.coef);
+        self.theta_bound += scale.abs() * xmax;
         Ok(())
     }
 
     fn log_prob(&self, x: &[F], action: usize) -> Result<F> {
         check_action(action, self.k)?;
-        let mut z = vec![F::zero(); self.k];
         check_context(x, self.d)?;
-        linear_logits(&self.theta, x, &mut z);
+        let mut z = vec![F::zero(); self.kp];
+        crate::simd::logits_t(&self.theta, x, &mut z);
         let za = z[action];
-        let norm = super::softmax_in_place(&mut z).ok_or(Error::NonFiniteLogits)?;
+        let norm = crate::simd::softmax_padded(&mut z, &self.bias).ok_or(Error::NonFiniteLogits)?;
         Ok(za - norm.log_partition())
     }
 }
+
+const _: () = assert!(LANES == 4);

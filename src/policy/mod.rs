@@ -13,7 +13,7 @@ pub use kernels::Normalizer;
 pub use linear::LinearSoftmax;
 pub use tabular::Tabular;
 
-pub(crate) use kernels::{dot, hessian_vector, linear_logits, sample, score};
+pub(crate) use kernels::{dot, hessian_vector, sample};
 
 /// Turns logits into probabilities in place, never exponentiating an
 /// unshifted logit: `z_a ← exp(z_a − m) / Σ_b exp(z_b − m)` with `m = max_b z_b`.
@@ -35,6 +35,8 @@ pub fn softmax_in_place<F: Real>(z: &mut [F]) -> Option<Normalizer<F>> {
     crate::simd::softmax_in_place(z)
 }
 
+use ndarray::{Array2, ArrayView2};
+
 use crate::error::{Error, Result};
 use crate::real::Real;
 
@@ -51,49 +53,52 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     /// Length of the contexts the policy takes.
     fn context_dim(&self) -> usize;
 
-    /// The parameters θ, flattened row-major (row `a` holds action `a`'s weights).
-    fn params(&self) -> &[F];
+    /// Length of the probability buffers the policy computes in: K, or K
+    /// rounded up to the block width of its kernels. Buffers of this length
+    /// skip a copy in [`Policy::probabilities_into`] and
+    /// [`Policy::add_scaled_score`]; entries past K hold probability 0.
+    fn probs_len(&self) -> usize;
 
-    /// Replaces the parameters.
+    /// The parameters θ as a K×d matrix (row `a` holds action `a`'s weights).
+    fn params(&self) -> Array2<F>;
+
+    /// Replaces the parameters with a K×d matrix.
     ///
     /// # Errors
-    /// [`Error::Length`] if `params` has the wrong length,
+    /// [`Error::Length`] if `theta` has the wrong shape,
     /// [`Error::NonFiniteParameter`] if it holds a NaN or an infinity.
-    fn set_params(&mut self, params: &[F]) -> Result<()>;
+    fn set_params(&mut self, theta: ArrayView2<'_, F>) -> Result<()>;
 
-    /// Writes π_θ(· | x) into `out` (length K) and returns its normalizer.
+    /// Writes π_θ(· | x) into `out` and returns its normalizer. `out` has
+    /// length K, or [`Policy::probs_len`] (then the entries past K are 0).
     ///
     /// # Errors
     /// [`Error::ContextLength`], [`Error::NonFiniteContext`], [`Error::Length`]
     /// for `out`, and [`Error::NonFiniteLogits`] if θ·x overflows.
     fn probabilities_into(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>>;
 
-    /// Writes the score ∇_θ log π_θ(a | x) into `out` (length K·d).
+    /// Writes the score ∇_θ log π_θ(a | x) into `out`, a row-major K×d matrix.
     ///
     /// # Errors
     /// As [`Policy::probabilities_into`], and [`Error::ActionOutOfRange`].
     fn score_into(&self, x: &[F], action: usize, out: &mut [F]) -> Result<()>;
 
     /// Writes the product of the Hessian ∇²_θ log π_θ(a | x) (the same for
-    /// every a) with the direction `v` (length K·d) into `out`, in O(K·d).
+    /// every a) with the direction `v` into `out` (both row-major K×d), in O(K·d).
     ///
     /// # Errors
     /// As [`Policy::probabilities_into`], and [`Error::Length`] for `v`, `out`.
     fn hessian_vector_into(&self, x: &[F], v: &[F], out: &mut [F]) -> Result<()>;
 
     /// The REINFORCE update θ ← θ + scale · (e_a − π) ⊗ x, where `probs` is
-    /// π_θ(· | x) as returned by [`Policy::probabilities_into`] for this θ and x.
+    /// π_θ(· | x) as returned by [`Policy::probabilities_into`] for this θ and
+    /// x (length K, or [`Policy::probs_len`]).
     ///
     /// # Errors
     /// As [`Policy::score_into`], [`Error::Length`] for `probs`, and
     /// [`Error::NonFiniteUpdate`] if the result would not be finite; θ is then
     /// unchanged.
     fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()>;
-
-    /// Number of parameters, K·d.
-    fn num_params(&self) -> usize {
-        self.params().len()
-    }
 
     /// π_θ(· | x) as a new vector.
     ///
@@ -157,29 +162,15 @@ pub(crate) fn check_action(action: usize, k: usize) -> Result<()> {
     }
 }
 
-pub(crate) fn check_params<F: Real>(params: &[F], expected: usize) -> Result<()> {
-    check_len("params", params.len(), expected)?;
-    match params.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(Error::NonFiniteParameter {
-            index,
-            value: params[index].f64(),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// Largest |θ + scale·(e_a − π)⊗x| the update can produce is below
 /// `max|θ| + |scale|·max|x|`; this checks that bound against overflow.
 #[inline]
-pub(crate) fn update_is_finite<F: Real>(theta_bound: F, scale: F, x: &[F]) -> bool {
-    let xmax = x.iter().fold(F::zero(), |m, v| {
-        let a = v.abs();
-        if a > m { a } else { m }
-    });
+pub(crate) fn update_is_finite<F: Real>(theta_bound: F, scale: F, xmax: F) -> bool {
     let step = scale.abs() * xmax;
     step.is_finite() && theta_bound + step < F::max_value() * F::c(0.5)
 }
 
+#[inline]
 pub(crate) fn max_abs<F: Real>(a: &[F]) -> F {
     a.iter().fold(F::zero(), |m, v| {
         let a = v.abs();
