@@ -149,34 +149,71 @@ pub(crate) fn padded(k: usize) -> usize {
     k.div_ceil(LANES) * LANES
 }
 
+/// Actions per register group of the logits and update kernels.
+const GROUP: usize = 4 * LANES;
+
 /// `z = θ x` in the padded layout: `z` has length kp, `theta_t` d·kp.
-/// Two accumulators per block of actions halve the dependency chain over j.
+///
+/// The actions are taken in groups of up to 16 whose logits stay in
+/// registers over the whole pass through the features (one const-generic
+/// variant per group width), so θ is only loaded, never z stored, in the
+/// inner loop.
 #[inline(always)]
 pub(crate) fn logits_t<F: Real>(theta_t: &[F], x: &[F], z: &mut [F]) {
     let kp = z.len();
-    for (b, zb) in z.chunks_exact_mut(LANES).enumerate() {
-        let off = b * LANES;
-        let mut acc0 = [F::zero(); LANES];
-        let mut acc1 = [F::zero(); LANES];
-        let mut pairs = x.chunks_exact(2);
-        let mut row = off;
-        for xs in &mut pairs {
-            let r0 = &theta_t[row..row + LANES];
-            let r1 = &theta_t[row + kp..row + kp + LANES];
-            for l in 0..LANES {
-                acc0[l] += xs[0] * r0[l];
-                acc1[l] += xs[1] * r1[l];
-            }
-            row += 2 * kp;
+    for (g, zg) in z.chunks_mut(GROUP).enumerate() {
+        let off = g * GROUP;
+        match zg.len() / LANES {
+            1 => logits_group::<F, 1>(theta_t, kp, off, x, zg),
+            2 => logits_group::<F, 2>(theta_t, kp, off, x, zg),
+            3 => logits_group::<F, 3>(theta_t, kp, off, x, zg),
+            _ => logits_group::<F, 4>(theta_t, kp, off, x, zg),
         }
-        if let [xl] = pairs.remainder() {
-            let r0 = &theta_t[row..row + LANES];
+    }
+}
+
+/// Logits of the NB·4 actions from `off`, with two register accumulators per
+/// block (even and odd features) to halve the dependency chain.
+#[inline(always)]
+fn logits_group<F: Real, const NB: usize>(
+    theta_t: &[F],
+    kp: usize,
+    off: usize,
+    x: &[F],
+    z: &mut [F],
+) {
+    let w = NB * LANES;
+    let mut acc0 = [[F::zero(); LANES]; NB];
+    let mut acc1 = [[F::zero(); LANES]; NB];
+    let mut rows = theta_t.chunks_exact(kp);
+    let mut xs = x.chunks_exact(2);
+    for xx in &mut xs {
+        let (Some(r0), Some(r1)) = (rows.next(), rows.next()) else {
+            break;
+        };
+        let (Some(r0), Some(r1)) = (r0.get(off..off + w), r1.get(off..off + w)) else {
+            break;
+        };
+        for b in 0..NB {
             for l in 0..LANES {
-                acc0[l] += *xl * r0[l];
+                acc0[b][l] += xx[0] * r0[b * LANES + l];
+                acc1[b][l] += xx[1] * r1[b * LANES + l];
             }
         }
+    }
+    if let ([xl], Some(r)) = (
+        xs.remainder(),
+        rows.next().and_then(|r| r.get(off..off + w)),
+    ) {
+        for b in 0..NB {
+            for l in 0..LANES {
+                acc0[b][l] += *xl * r[b * LANES + l];
+            }
+        }
+    }
+    for (zb, (a0, a1)) in z.chunks_exact_mut(LANES).zip(acc0.iter().zip(&acc1)) {
         for l in 0..LANES {
-            zb[l] = acc0[l] + acc1[l];
+            zb[l] = a0[l] + a1[l];
         }
     }
 }
@@ -191,6 +228,10 @@ pub(crate) fn softmax_padded<F: Real>(z: &mut [F], bias: &[F]) -> Option<Normali
         *v += b;
     }
     let m = max(z);
+    // The length is a multiple of LANES; saying so lets the vectorizer drop
+    // the scalar epilogue (four scalar exps cost more than the vector body).
+    let n = z.len() & !(LANES - 1);
+    let z = &mut z[..n];
     for v in z.iter_mut() {
         *v = (*v - m).exp_fast();
     }
@@ -233,9 +274,41 @@ pub(crate) fn add_scaled_score_t<F: Real>(
         *ca = scale * (e - p);
     }
     let kp = c.len();
+    for (g, cg) in c.chunks(GROUP).enumerate() {
+        let off = g * GROUP;
+        match cg.len() / LANES {
+            1 => update_group::<F, 1>(theta_t, kp, off, x, cg),
+            2 => update_group::<F, 2>(theta_t, kp, off, x, cg),
+            3 => update_group::<F, 3>(theta_t, kp, off, x, cg),
+            _ => update_group::<F, 4>(theta_t, kp, off, x, cg),
+        }
+    }
+}
+
+/// θᵀ_j[off..off + 4·NB] += x_j c, with c held in registers.
+#[inline(always)]
+fn update_group<F: Real, const NB: usize>(
+    theta_t: &mut [F],
+    kp: usize,
+    off: usize,
+    x: &[F],
+    c: &[F],
+) {
+    let w = NB * LANES;
+    let mut cr = [[F::zero(); LANES]; NB];
+    for (crb, cb) in cr.iter_mut().zip(c.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            crb[l] = cb[l];
+        }
+    }
     for (row, &xj) in theta_t.chunks_exact_mut(kp).zip(x) {
-        for (t, &ca) in row.iter_mut().zip(c.iter()) {
-            *t += ca * xj;
+        let Some(row) = row.get_mut(off..off + w) else {
+            break;
+        };
+        for b in 0..NB {
+            for l in 0..LANES {
+                row[b * LANES + l] += cr[b][l] * xj;
+            }
         }
     }
 }
