@@ -297,9 +297,7 @@ fn update_group<F: Real, const NB: usize>(
     let w = NB * LANES;
     let mut cr = [[F::zero(); LANES]; NB];
     for (crb, cb) in cr.iter_mut().zip(c.chunks_exact(LANES)) {
-        for l in 0..LANES {
-            crb[l] = cb[l];
-        }
+        crb.copy_from_slice(cb);
     }
     for (row, &xj) in theta_t.chunks_exact_mut(kp).zip(x) {
         let Some(row) = row.get_mut(off..off + w) else {
