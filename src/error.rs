@@ -98,6 +98,13 @@ pub enum Error {
         /// The λ that was passed.
         value: f64,
     },
+    /// The negated Hessian of the refit objective is not positive definite,
+    /// so Newton's method has no step: λ must be > 0 outside the tabular
+    /// closed form.
+    #[error(
+        "the refit objective's Hessian is not positive definite (lambda = 0 outside the tabular closed form?)"
+    )]
+    SingularHessian,
     /// A sample weight is negative where the weighting requires w ≥ 0.
     #[error(
         "weight {weight} at index {index} is negative (reward {reward}); use a shift or exponential weighting for negative rewards"
@@ -109,6 +116,20 @@ pub enum Error {
         reward: f64,
         /// The weight.
         weight: f64,
+    },
+    /// A refit stopped at its iteration cap before the convergence test
+    /// held, and the learner was configured to treat that as a failure; θ
+    /// stays at the last certified optimum.
+    #[error(
+        "refit did not converge in {iterations} iterations: |grad|_inf = {grad_norm} > {threshold}"
+    )]
+    NotConverged {
+        /// Iterations taken.
+        iterations: usize,
+        /// ‖∇J‖∞ where it stopped.
+        grad_norm: f64,
+        /// The threshold tol · (1 + Σ|w|).
+        threshold: f64,
     },
     /// A seed of a run failed; `source` says why.
     #[error("seed {seed} failed at step {step}: {source}")]

@@ -50,11 +50,14 @@
 
 pub mod env;
 pub mod error;
+pub mod history;
 pub mod learner;
+pub mod objective;
 pub mod policy;
 pub mod real;
 pub mod run;
 mod simd;
+pub mod solve;
 
 pub use error::{Error, Result};
 pub use real::Real;

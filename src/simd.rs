@@ -24,11 +24,13 @@ macro_rules! dispatch {
     ($name:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
         fn $avx2<F: Real>($($arg: $ty),*) -> $ret {
             kernels::$name($($arg),*)
         }
 
         #[inline]
+        #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name<F: Real>($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
@@ -50,6 +52,12 @@ dispatch!(softmax_in_place, softmax_in_place_avx2, (z: &mut [F]) -> Option<Norma
 dispatch!(add_scaled_score_t, add_scaled_score_t_avx2,
     (theta_t: &mut [F], x: &[F], probs: &[F], action: usize, scale: F, coef: &mut [F]) -> ());
 dispatch!(all_finite, all_finite_avx2, (x: &[F]) -> bool);
+dispatch!(add_outer_t, add_outer_t_avx2, (theta_t: &mut [F], x: &[F], c: &[F]) -> ());
+dispatch!(loglik_pass, loglik_pass_avx2,
+    (theta_t: &[F], bias: &[F], xs: &[F], ws: &[F], cs: &[F], grad_t: &mut [F],
+     probs: Option<&mut [F]>, z: &mut [F], r: &mut [F]) -> Option<F>);
+dispatch!(neg_hess_vec_pass, neg_hess_vec_pass_avx2,
+    (v_t: &[F], xs: &[F], cs: &[F], probs: &[F], out_t: &mut [F], u: &mut [F]) -> ());
 
 #[cfg(test)]
 mod tests {

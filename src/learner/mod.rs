@@ -1,8 +1,10 @@
 //! Learners: a policy that acts and learns from the outcome (DESIGN §2, §5).
 
 mod incremental;
+mod refit;
 
 pub use incremental::{Baseline, Incremental, StepSize};
+pub use refit::{Refit, RefitConfig};
 
 use rand::Rng;
 

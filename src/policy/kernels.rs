@@ -273,6 +273,13 @@ pub(crate) fn add_scaled_score_t<F: Real>(
         let e = if a == action { F::one() } else { F::zero() };
         *ca = scale * (e - p);
     }
+    add_outer_t(theta_t, x, c);
+}
+
+/// `θᵀ_j += x_j c` for every feature j: the outer product `c ⊗ x` added to a
+/// padded feature-major block (`c` has length kp).
+#[inline(always)]
+pub(crate) fn add_outer_t<F: Real>(theta_t: &mut [F], x: &[F], c: &[F]) {
     let kp = c.len();
     for (g, cg) in c.chunks(GROUP).enumerate() {
         let off = g * GROUP;
@@ -336,5 +343,75 @@ pub(crate) fn hessian_vector<F: Real>(x: &[F], probs: &[F], v: &[F], u: &mut [F]
         for (o, &xj) in row.iter_mut().zip(x) {
             *o = -(g * xj);
         }
+    }
+}
+
+/// One pass of the weighted log-likelihood over compressed rows (the refit
+/// objective's data term): for each row i with context `x_i`, action weights
+/// `W_i` (padded, length kp) and total `c_i = Σ_a W_ia`,
+/// adds `x_i ⊗ (W_i − c_i π_i)` to `grad_t` and returns
+/// `Σ_i (W_i · z_i − c_i log Z_i)`. When `probs` is given (m·kp), π_i is
+/// stored there for later Hessian-vector products. `z`, `r` are kp scratch.
+/// Returns `None` if a logit overflows.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn loglik_pass<F: Real>(
+    theta_t: &[F],
+    bias: &[F],
+    xs: &[F],
+    ws: &[F],
+    cs: &[F],
+    grad_t: &mut [F],
+    mut probs: Option<&mut [F]>,
+    z: &mut [F],
+    r: &mut [F],
+) -> Option<F> {
+    let kp = z.len();
+    let d = grad_t.len() / kp.max(1);
+    let mut value = F::zero();
+    for (i, ((x, w), &c)) in xs
+        .chunks_exact(d)
+        .zip(ws.chunks_exact(kp))
+        .zip(cs)
+        .enumerate()
+    {
+        logits_t(theta_t, x, z);
+        let wz = dot(w, z);
+        let norm = softmax_padded(z, bias)?;
+        value += wz - c * norm.log_partition();
+        for ((ra, &wa), &pa) in r.iter_mut().zip(w).zip(z.iter()) {
+            *ra = wa - c * pa;
+        }
+        add_outer_t(grad_t, x, r);
+        if let Some(p) = probs.as_deref_mut() {
+            if let Some(dst) = p.get_mut(i * kp..(i + 1) * kp) {
+                dst.copy_from_slice(z);
+            }
+        }
+    }
+    Some(value)
+}
+
+/// `out += Σ_i c_i x_i ⊗ (π_i ⊙ u_i − π_i (π_iᵀ u_i))` with `u_i = V x_i`:
+/// the negated Hessian of the data term times V, from stored probabilities.
+/// `v_t`, `out_t` are padded feature-major; `u` is kp scratch.
+#[inline(always)]
+pub(crate) fn neg_hess_vec_pass<F: Real>(
+    v_t: &[F],
+    xs: &[F],
+    cs: &[F],
+    probs: &[F],
+    out_t: &mut [F],
+    u: &mut [F],
+) {
+    let kp = u.len();
+    let d = out_t.len() / kp.max(1);
+    for ((x, &c), p) in xs.chunks_exact(d).zip(cs).zip(probs.chunks_exact(kp)) {
+        logits_t(v_t, x, u);
+        let pu = dot(p, u);
+        for (ua, &pa) in u.iter_mut().zip(p) {
+            *ua = c * pa * (*ua - pu);
+        }
+        add_outer_t(out_t, x, u);
     }
 }

@@ -1,0 +1,580 @@
+//! The refit objective (DESIGN §4), kept apart from the solvers:
+//!
+//! J(θ) = Σ_s w(r_s) · log π_θ(a_s | x_s) − (λ/2)‖θ‖²_F
+//!
+//! for a linear softmax policy θ ∈ R^{K×d}. With w ≥ 0 and λ > 0 it is
+//! strictly concave: multinomial logistic regression with sample weights
+//! and an L2 penalty. [`Dataset`] holds the logged points, compressed;
+//! [`LogLikelihood`] evaluates J, its gradient, and products with its
+//! Hessian; [`Objective`] is what a solver asks of any objective.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::policy::kernels::padded;
+use crate::policy::{check_action, check_context};
+use crate::real::Real;
+
+/// How a reward becomes a sample weight w(r) in the refit objective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Weighting<F> {
+    /// w = r. A negative reward is an error ([`Error::NegativeWeight`]).
+    Identity,
+    /// w = r − c, for a known lower bound c of the rewards; a reward below c
+    /// is an error ([`Error::NegativeWeight`]).
+    Shift(F),
+    /// w = exp(β r), positive for every reward.
+    Exp(F),
+}
+
+impl<F: Real> Weighting<F> {
+    /// Checks the transform's own parameter.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a non-finite shift or β.
+    pub fn check(&self) -> Result<()> {
+        let (name, v) = match *self {
+            Weighting::Identity => return Ok(()),
+            Weighting::Shift(c) => ("shift", c),
+            Weighting::Exp(b) => ("beta", b),
+        };
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::InvalidParameter {
+                name,
+                value: v.f64(),
+                expected: "finite",
+            })
+        }
+    }
+
+    /// w(r) for the point at `index` of a history.
+    ///
+    /// # Errors
+    /// [`Error::NonFiniteReward`], [`Error::NegativeWeight`], and
+    /// [`Error::InvalidParameter`] if exp(βr) overflows.
+    pub fn weight(&self, reward: F, index: usize) -> Result<F> {
+        if !reward.is_finite() {
+            return Err(Error::NonFiniteReward {
+                value: reward.f64(),
+            });
+        }
+        let w = match *self {
+            Weighting::Identity => reward,
+            Weighting::Shift(c) => reward - c,
+            Weighting::Exp(b) => (b * reward).exp(),
+        };
+        if !w.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "weight",
+                value: w.f64(),
+                expected: "a finite weight: exp(beta * reward) overflows",
+            });
+        }
+        if w < F::zero() {
+            return Err(Error::NegativeWeight {
+                index,
+                reward: reward.f64(),
+                weight: w.f64(),
+            });
+        }
+        Ok(w)
+    }
+}
+
+/// Logged (context, action, weight) points in the form the objective uses:
+/// one row per distinct context (or per point, uncompressed), holding the
+/// summed weight of each action.
+///
+/// Compression is exact: Σ_s w_s log π(a_s|x_s) only depends on the sums
+/// of the weights of identical (x, a) pairs, and grouping the pairs of one
+/// context costs one softmax per distinct context. A bandit with finitely
+/// many contexts is then refit in O(#distinct contexts), not O(t).
+#[derive(Debug, Clone)]
+pub struct Dataset<F> {
+    k: usize,
+    kp: usize,
+    d: usize,
+    /// Contexts, rows × d.
+    xs: Vec<F>,
+    /// Action weights, rows × kp (padding 0).
+    ws: Vec<F>,
+    /// Row totals Σ_a W_ia.
+    cs: Vec<F>,
+    /// Σ_s |w_s| over all points.
+    total_weight: F,
+    points: usize,
+    /// Context bits → row, when compressing.
+    index: Option<HashMap<Box<[u64]>, usize>>,
+}
+
+/// What [`Dataset::push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    pub row: usize,
+}
+
+impl<F: Real> Dataset<F> {
+    /// An empty dataset for K actions and d-dimensional contexts; with
+    /// `compress`, identical contexts share a row.
+    ///
+    /// # Errors
+    /// [`Error::ZeroActions`], [`Error::ZeroContextDim`].
+    pub fn new(k: usize, d: usize, compress: bool) -> Result<Self> {
+        if k == 0 {
+            return Err(Error::ZeroActions);
+        }
+        if d == 0 {
+            return Err(Error::ZeroContextDim);
+        }
+        Ok(Self {
+            k,
+            kp: padded(k),
+            d,
+            xs: Vec::new(),
+            ws: Vec::new(),
+            cs: Vec::new(),
+            total_weight: F::zero(),
+            points: 0,
+            index: compress.then(HashMap::new),
+        })
+    }
+
+    /// Builds a dataset from a matrix of contexts (one row per point),
+    /// actions and weights.
+    ///
+    /// # Errors
+    /// As [`Dataset::push`], and [`Error::Length`] if the lengths disagree.
+    pub fn from_points(
+        contexts: ndarray::ArrayView2<'_, F>,
+        actions: &[usize],
+        weights: &[F],
+        k: usize,
+        compress: bool,
+    ) -> Result<Self> {
+        let (n, d) = contexts.dim();
+        crate::policy::check_len("actions", actions.len(), n)?;
+        crate::policy::check_len("weights", weights.len(), n)?;
+        let mut data = Self::new(k, d, compress)?;
+        let mut x = vec![F::zero(); d];
+        for (i, row) in contexts.rows().into_iter().enumerate() {
+            for (xj, v) in x.iter_mut().zip(row.iter()) {
+                *xj = *v;
+            }
+            data.push(&x, actions[i], weights[i]).map_err(|e| match e {
+                Error::NegativeWeight { weight, reward, .. } => Error::NegativeWeight {
+                    index: i,
+                    weight,
+                    reward,
+                },
+                other => other,
+            })?;
+        }
+        Ok(data)
+    }
+
+    /// Adds one point. A failed call changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::ContextLength`], [`Error::NonFiniteContext`],
+    /// [`Error::ActionOutOfRange`], [`Error::NegativeWeight`] for w < 0 and
+    /// [`Error::InvalidParameter`] for a non-finite weight.
+    pub fn push(&mut self, x: &[F], action: usize, weight: F) -> Result<()> {
+        self.push_row(x, action, weight).map(|_| ())
+    }
+
+    pub(crate) fn push_row(&mut self, x: &[F], action: usize, weight: F) -> Result<Pushed> {
+        check_context(x, self.d)?;
+        check_action(action, self.k)?;
+        if !weight.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "weight",
+                value: weight.f64(),
+                expected: "finite",
+            });
+        }
+        if weight < F::zero() {
+            return Err(Error::NegativeWeight {
+                index: self.points,
+                reward: weight.f64(),
+                weight: weight.f64(),
+            });
+        }
+        let key = self.index.as_ref().map(|_| context_key(x));
+        let existing = match (&self.index, &key) {
+            (Some(index), Some(key)) => index.get(key).copied(),
+            _ => None,
+        };
+        let row = match existing {
+            Some(row) => row,
+            None => {
+                let row = self.cs.len();
+                self.xs.extend_from_slice(x);
+                self.ws.extend(std::iter::repeat_n(F::zero(), self.kp));
+                self.cs.push(F::zero());
+                if let (Some(index), Some(key)) = (&mut self.index, key) {
+                    index.insert(key, row);
+                }
+                row
+            }
+        };
+        self.ws[row * self.kp + action] += weight;
+        self.cs[row] += weight;
+        self.total_weight += weight;
+        self.points += 1;
+        Ok(Pushed { row })
+    }
+
+    /// Number of actions K.
+    pub fn num_actions(&self) -> usize {
+        self.k
+    }
+
+    /// Context dimension d.
+    pub fn context_dim(&self) -> usize {
+        self.d
+    }
+
+    /// Number of points pushed.
+    pub fn points(&self) -> usize {
+        self.points
+    }
+
+    /// Number of rows the objective iterates over (distinct contexts when compressed).
+    pub fn rows(&self) -> usize {
+        self.cs.len()
+    }
+
+    /// Σ_s |w_s|.
+    pub fn total_weight(&self) -> F {
+        self.total_weight
+    }
+
+    /// Whether every context is the same (the tabular case), or there are no points.
+    pub fn is_tabular(&self) -> bool {
+        let mut rows = self.xs.chunks_exact(self.d);
+        match rows.next() {
+            None => true,
+            Some(first) => rows.all(|r| r == first),
+        }
+    }
+
+    /// R_a = Σ_{s: a_s = a} w_s, the summed weight of each action.
+    pub fn action_weights(&self) -> Vec<F> {
+        let mut r = vec![F::zero(); self.k];
+        for w in self.ws.chunks_exact(self.kp) {
+            for (ra, &wa) in r.iter_mut().zip(w) {
+                *ra += wa;
+            }
+        }
+        r
+    }
+
+    pub(crate) fn row_context(&self, row: usize) -> &[F] {
+        &self.xs[row * self.d..(row + 1) * self.d]
+    }
+}
+
+/// Bits of a context, with −0 read as +0 (they give the same logits).
+fn context_key<F: Real>(x: &[F]) -> Box<[u64]> {
+    x.iter()
+        .map(|v| {
+            let v = v.f64();
+            if v == 0.0 { 0 } else { v.to_bits() }
+        })
+        .collect()
+}
+
+/// What a solver asks of an objective to maximize: its value and gradient,
+/// and products with its negated Hessian (positive definite for a strictly
+/// concave objective). Parameters are a flat vector of [`Objective::dim`]
+/// entries, in the objective's own documented layout.
+pub trait Objective<F: Real> {
+    /// Number of parameters.
+    fn dim(&self) -> usize;
+
+    /// J(θ), writing ∇J(θ) into `grad`, and remembering θ for the Hessian calls.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for wrong lengths, [`Error::NonFiniteLogits`] if θ
+    /// overflows the logits.
+    fn value_grad(&mut self, theta: &[F], grad: &mut [F]) -> Result<F>;
+
+    /// `out = −∇²J · v` at the θ of the last [`Objective::value_grad`].
+    ///
+    /// # Errors
+    /// [`Error::Length`] for wrong lengths.
+    fn neg_hess_vec(&mut self, v: &[F], out: &mut [F]) -> Result<()>;
+
+    /// The dense negated Hessian −∇²J at the θ of the last
+    /// [`Objective::value_grad`], lower triangle of a row-major dim×dim
+    /// matrix, written to `out`; `Ok(false)` if the objective cannot form it.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for wrong lengths.
+    fn neg_hessian(&mut self, out: &mut [F]) -> Result<bool>;
+
+    /// The scale s of the convergence test ‖∇J‖∞ ≤ tol · s.
+    fn gradient_scale(&self) -> F;
+}
+
+/// The weighted log-likelihood objective of DESIGN §4 over a [`Dataset`]:
+/// J(θ) = Σ_s w_s log π_θ(a_s | x_s) − (λ/2)‖θ‖²,
+/// with parameters θ flattened row-major K×d (entry a·d + j), the layout of
+/// [`crate::policy::Policy::score_into`]. The convergence scale is 1 + Σ_s |w_s|.
+#[derive(Debug, Clone)]
+pub struct LogLikelihood<F> {
+    data: Dataset<F>,
+    lambda: F,
+    bias: Vec<F>,
+    /// θ of the last value_grad, padded feature-major.
+    theta_t: Vec<F>,
+    grad_t: Vec<F>,
+    /// π per row at theta_t, rows × kp, when `probs_valid`.
+    probs: Vec<F>,
+    probs_valid: bool,
+    z: Vec<F>,
+    r: Vec<F>,
+    v_t: Vec<F>,
+}
+
+impl<F: Real> LogLikelihood<F> {
+    /// The objective over `data` with L2 penalty λ.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLambda`] for λ < 0 or non-finite. (λ = 0 is accepted
+    /// here; the solvers need λ > 0 unless the closed form applies.)
+    pub fn new(data: Dataset<F>, lambda: F) -> Result<Self> {
+        if !(lambda.is_finite() && lambda >= F::zero()) {
+            return Err(Error::InvalidLambda {
+                value: lambda.f64(),
+            });
+        }
+        let kp = data.kp;
+        let n = kp * data.d;
+        let k = data.k;
+        Ok(Self {
+            data,
+            lambda,
+            bias: (0..kp)
+                .map(|a| if a < k { F::zero() } else { F::neg_infinity() })
+                .collect(),
+            theta_t: vec![F::zero(); n],
+            grad_t: vec![F::zero(); n],
+            probs: Vec::new(),
+            probs_valid: false,
+            z: vec![F::zero(); kp],
+            r: vec![F::zero(); kp],
+            v_t: vec![F::zero(); n],
+        })
+    }
+
+    /// The data.
+    pub fn data(&self) -> &Dataset<F> {
+        &self.data
+    }
+
+    /// λ.
+    pub fn lambda(&self) -> F {
+        self.lambda
+    }
+
+    /// Adds a point (see [`Dataset::push`]); the Hessian cache is dropped.
+    ///
+    /// # Errors
+    /// As [`Dataset::push`].
+    pub fn push(&mut self, x: &[F], action: usize, weight: F) -> Result<()> {
+        self.data.push_row(x, action, weight)?;
+        self.probs_valid = false;
+        Ok(())
+    }
+
+    fn check_dim(&self, name: &'static str, len: usize) -> Result<()> {
+        crate::policy::check_len(name, len, self.data.k * self.data.d)
+    }
+
+    /// Row-major K×d → padded feature-major.
+    pub(crate) fn to_padded(&self, flat: &[F], out_t: &mut [F]) {
+        let (k, d, kp) = (self.data.k, self.data.d, self.data.kp);
+        for a in 0..k {
+            for j in 0..d {
+                out_t[j * kp + a] = flat[a * d + j];
+            }
+        }
+    }
+
+    /// Padded feature-major → row-major K×d.
+    pub(crate) fn to_flat(&self, t: &[F], flat: &mut [F]) {
+        let (k, d, kp) = (self.data.k, self.data.d, self.data.kp);
+        for a in 0..k {
+            for j in 0..d {
+                flat[a * d + j] = t[j * kp + a];
+            }
+        }
+    }
+
+    /// J and ∇J (padded layout) at `theta_t`, optionally storing π per row.
+    pub(crate) fn value_grad_t(
+        &mut self,
+        theta_t: &[F],
+        grad_t: &mut [F],
+        keep_probs: bool,
+    ) -> Result<F> {
+        let kp = self.data.kp;
+        for g in grad_t.iter_mut() {
+            *g = F::zero();
+        }
+        if keep_probs {
+            self.probs.resize(self.data.rows() * kp, F::zero());
+        }
+        let data_term = crate::simd::loglik_pass(
+            theta_t,
+            &self.bias,
+            &self.data.xs,
+            &self.data.ws,
+            &self.data.cs,
+            grad_t,
+            keep_probs.then_some(&mut self.probs[..]),
+            &mut self.z,
+            &mut self.r,
+        )
+        .ok_or(Error::NonFiniteLogits)?;
+        let mut sq = F::zero();
+        for (g, &t) in grad_t.iter_mut().zip(theta_t) {
+            *g -= self.lambda * t;
+            sq += t * t;
+        }
+        self.probs_valid = keep_probs;
+        Ok(data_term - self.lambda * F::c(0.5) * sq)
+    }
+
+    /// −∇²J v (padded layout) at the θ whose π were stored.
+    pub(crate) fn neg_hess_vec_t(&mut self, v_t: &[F], out_t: &mut [F]) {
+        for (o, &v) in out_t.iter_mut().zip(v_t) {
+            *o = self.lambda * v;
+        }
+        crate::simd::neg_hess_vec_pass(
+            v_t,
+            &self.data.xs,
+            &self.data.cs,
+            &self.probs,
+            out_t,
+            &mut self.z,
+        );
+    }
+
+    /// Adds `c · S(π) ⊗ x xᵀ` (S = diag π − π πᵀ) to the lower triangle of
+    /// the dense negated Hessian `h` (row-major K·d square, index a·d + j).
+    pub(crate) fn add_point_hessian(&self, x: &[F], probs: &[F], c: F, h: &mut [F]) {
+        let (k, d) = (self.data.k, self.data.d);
+        let n = k * d;
+        for a in 0..k {
+            let pa = probs[a];
+            for b in 0..=a {
+                let s = if a == b {
+                    pa - pa * pa
+                } else {
+                    -(pa * probs[b])
+                } * c;
+                if s == F::zero() {
+                    continue;
+                }
+                for j in 0..d {
+                    let sx = s * x[j];
+                    let row = &mut h[(a * d + j) * n + b * d..(a * d + j) * n + b * d + d];
+                    for (hv, &xl) in row.iter_mut().zip(x) {
+                        *hv += sx * xl;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes π(·|x) (padded) at padded parameters `theta_t` into `out`.
+    pub(crate) fn probs_at(&self, theta_t: &[F], x: &[F], out: &mut [F]) -> Result<()> {
+        crate::simd::logits_softmax_t(theta_t, &self.bias, x, out)
+            .ok_or(Error::NonFiniteLogits)
+            .map(|_| ())
+    }
+
+    /// Writes π(·|x) (padded) into `out` and returns log π(a|x), computed
+    /// from the logits (exact even where π(a|x) underflows).
+    pub(crate) fn point_at(
+        &self,
+        theta_t: &[F],
+        x: &[F],
+        action: usize,
+        out: &mut [F],
+    ) -> Result<F> {
+        crate::simd::logits_t(theta_t, x, out);
+        let za = out[action];
+        let norm = crate::simd::softmax_padded(out, &self.bias).ok_or(Error::NonFiniteLogits)?;
+        Ok(za - norm.log_partition())
+    }
+}
+
+impl<F: Real> Objective<F> for LogLikelihood<F> {
+    fn dim(&self) -> usize {
+        self.data.k * self.data.d
+    }
+
+    fn value_grad(&mut self, theta: &[F], grad: &mut [F]) -> Result<F> {
+        self.check_dim("theta", theta.len())?;
+        self.check_dim("grad", grad.len())?;
+        let mut theta_t = std::mem::take(&mut self.theta_t);
+        let mut grad_t = std::mem::take(&mut self.grad_t);
+        self.to_padded(theta, &mut theta_t);
+        let result = self.value_grad_t(&theta_t, &mut grad_t, true);
+        if result.is_ok() {
+            self.to_flat(&grad_t, grad);
+        }
+        self.theta_t = theta_t;
+        self.grad_t = grad_t;
+        result
+    }
+
+    fn neg_hess_vec(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
+        self.check_dim("v", v.len())?;
+        self.check_dim("out", out.len())?;
+        let mut v_t = std::mem::take(&mut self.v_t);
+        let mut out_t = std::mem::take(&mut self.grad_t);
+        self.to_padded(v, &mut v_t);
+        self.neg_hess_vec_t(&v_t, &mut out_t);
+        self.to_flat(&out_t, out);
+        self.v_t = v_t;
+        self.grad_t = out_t;
+        Ok(())
+    }
+
+    fn neg_hessian(&mut self, out: &mut [F]) -> Result<bool> {
+        let n = self.dim();
+        crate::policy::check_len("out", out.len(), n * n)?;
+        for v in out.iter_mut() {
+            *v = F::zero();
+        }
+        let kp = self.data.kp;
+        let mut p = vec![F::zero(); kp];
+        for row in 0..self.data.rows() {
+            let c = self.data.cs[row];
+            if c == F::zero() {
+                continue;
+            }
+            let x = self.data.row_context(row);
+            if self.probs_valid {
+                p.copy_from_slice(&self.probs[row * kp..(row + 1) * kp]);
+            } else {
+                self.probs_at(&self.theta_t, x, &mut p)?;
+            }
+            self.add_point_hessian(x, &p, c, out);
+        }
+        for i in 0..n {
+            out[i * n + i] += self.lambda;
+        }
+        Ok(true)
+    }
+
+    fn gradient_scale(&self) -> F {
+        F::one() + self.data.total_weight
+    }
+}

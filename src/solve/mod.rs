@@ -1,0 +1,252 @@
+//! Solvers for the refit objective, and [`fit`], the public entry point
+//! that solves it on any logged dataset (DESIGN §4).
+//!
+//! A solver asks an [`Objective`] only for what it uses and returns a
+//! [`Report`] with its [`StopReason`]. Running out of iterations is
+//! reported, never hidden.
+//!
+//! * [`newton`]: Newton's method with a dense Cholesky solve and a
+//!   backtracking (Armijo) line search, for small K·d;
+//! * [`newton_cg`]: Hessian-free Newton, conjugate gradients on
+//!   Hessian-vector products, for large K·d;
+//! * [`closed_form`]: the λ = 0 optimum when every context is the same,
+//!   π*(a) = R_a / Σ_b R_b;
+//! * a warm-started lagged Newton, used by [`crate::learner::Refit`]
+//!   between consecutive refits.
+
+mod cg;
+pub(crate) mod cholesky;
+mod closed_form;
+mod newton;
+pub(crate) mod warm;
+
+pub use cg::newton_cg;
+pub use closed_form::closed_form;
+pub use newton::newton;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::{Error, Result};
+use crate::objective::{Dataset, LogLikelihood, Objective};
+use crate::real::Real;
+
+/// Why a solver stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// ‖∇J‖∞ ≤ tol · (1 + Σ|w|): the optimum is certified.
+    Converged,
+    /// The iteration cap was reached first.
+    MaxIterations,
+    /// No step along the Newton direction increased J (the gradient is then
+    /// at the level of rounding error in J).
+    LineSearchFailed,
+    /// The optimum was computed in closed form (λ = 0, tabular).
+    ClosedForm,
+}
+
+/// What a solve did and where it ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Report<F> {
+    /// Newton (outer) iterations taken.
+    pub iterations: usize,
+    /// Passes over the data: gradient evaluations and Hessian(-vector) products.
+    pub passes: usize,
+    /// ‖∇J(θ)‖∞ at the returned θ.
+    pub grad_norm: F,
+    /// The convergence threshold tol · (1 + Σ|w|) it was compared with.
+    pub threshold: F,
+    /// J(θ) at the returned θ.
+    pub value: F,
+    /// Why the solver stopped.
+    pub stop: StopReason,
+}
+
+impl<F: Real> Report<F> {
+    /// Whether the optimum is certified (converged, or exact in closed form).
+    pub fn converged(&self) -> bool {
+        matches!(self.stop, StopReason::Converged | StopReason::ClosedForm)
+    }
+}
+
+/// Which solver [`fit`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// Newton with Cholesky for K·d ≤ 256, Newton-CG above.
+    #[default]
+    Auto,
+    /// [`newton`].
+    Newton,
+    /// [`newton_cg`].
+    NewtonCg,
+}
+
+/// Largest K·d for which [`Method::Auto`] forms the dense Hessian.
+pub const DENSE_MAX_DIM: usize = 256;
+
+/// Solver settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options<F> {
+    /// Tolerance of the convergence test ‖∇J‖∞ ≤ tol · (1 + Σ|w|);
+    /// [`Real::DEFAULT_TOL`] by default (1e-9 for f64, 1e-4 for f32).
+    pub tol: F,
+    /// Cap on Newton iterations (default 100).
+    pub max_iter: usize,
+    /// The solver (default [`Method::Auto`]).
+    pub method: Method,
+}
+
+impl<F: Real> Default for Options<F> {
+    fn default() -> Self {
+        Self {
+            tol: F::DEFAULT_TOL,
+            max_iter: 100,
+            method: Method::Auto,
+        }
+    }
+}
+
+impl<F: Real> Options<F> {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for tol ≤ 0 or non-finite, or max_iter = 0.
+    pub fn check(&self) -> Result<()> {
+        if !(self.tol.is_finite() && self.tol > F::zero()) {
+            return Err(Error::InvalidParameter {
+                name: "tol",
+                value: self.tol.f64(),
+                expected: "finite and > 0",
+            });
+        }
+        if self.max_iter == 0 {
+            return Err(Error::InvalidParameter {
+                name: "max_iter",
+                value: 0.0,
+                expected: ">= 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The result of [`fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fit<F> {
+    /// The maximizer θ* (K×d, row a: action a). In the closed form
+    /// (λ = 0) it is θ*_a = ln π*(a), which is −∞ for actions with R_a = 0.
+    pub theta: Array2<F>,
+    /// How the solve went.
+    pub report: Report<F>,
+}
+
+/// Solves the refit objective J(θ) = Σ_s w_s log π_θ(a_s | x_s) − (λ/2)‖θ‖²
+/// on a logged dataset, without a learner: offline analysis of logs, and a
+/// way to check the solvers against other solvers.
+///
+/// `contexts` holds one context per row; `actions` and `weights` one entry
+/// per row (weights w ≥ 0, already transformed from rewards; see
+/// [`crate::objective::Weighting`]). `warm_start`, if given, is the K×d
+/// starting point. With λ = 0 the problem must be tabular (every context
+/// the same), and the closed form is returned.
+///
+/// # Examples
+/// ```
+/// use ndarray::array;
+/// use refit::solve::{fit, Options};
+/// let x = array![[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]];
+/// let f = fit(x.view(), &[0, 1, 1], &[1.0, 2.0, 0.5], 2, 0.1, &Options::default(), None)?;
+/// assert!(f.report.converged());
+/// # Ok::<(), refit::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Length`] if the lengths disagree; [`Error::NegativeWeight`],
+/// [`Error::NonFiniteContext`], [`Error::ActionOutOfRange`];
+/// [`Error::InvalidLambda`] for λ < 0, and for λ = 0 on a non-tabular
+/// dataset; [`Error::InvalidParameter`] for bad options or a warm start of
+/// the wrong shape or with non-finite entries.
+pub fn fit<F: Real>(
+    contexts: ArrayView2<'_, F>,
+    actions: &[usize],
+    weights: &[F],
+    k: usize,
+    lambda: F,
+    options: &Options<F>,
+    warm_start: Option<ArrayView2<'_, F>>,
+) -> Result<Fit<F>> {
+    options.check()?;
+    let data = Dataset::from_points(contexts, actions, weights, k, true)?;
+    let d = data.context_dim();
+    if !(lambda.is_finite() && lambda >= F::zero()) {
+        return Err(Error::InvalidLambda {
+            value: lambda.f64(),
+        });
+    }
+    if lambda == F::zero() {
+        let (probs, report) = closed_form(&data)?;
+        let theta = Array2::from_shape_fn((k, d), |(a, _)| probs[a].ln());
+        return Ok(Fit { theta, report });
+    }
+    let mut theta = vec![F::zero(); k * d];
+    if let Some(w) = warm_start {
+        if w.dim() != (k, d) {
+            return Err(Error::Length {
+                name: "warm_start",
+                expected: k * d,
+                got: w.len(),
+            });
+        }
+        for (t, v) in theta.iter_mut().zip(w.iter()) {
+            if !v.is_finite() {
+                return Err(Error::NonFiniteParameter {
+                    index: 0,
+                    value: v.f64(),
+                });
+            }
+            *t = *v;
+        }
+    }
+    let mut obj = LogLikelihood::new(data, lambda)?;
+    let report = solve(&mut obj, &mut theta, options)?;
+    let theta = Array2::from_shape_fn((k, d), |(a, j)| theta[a * d + j]);
+    Ok(Fit { theta, report })
+}
+
+/// Runs the solver `options.method` selects.
+pub(crate) fn solve<F: Real, O: Objective<F>>(
+    obj: &mut O,
+    theta: &mut [F],
+    options: &Options<F>,
+) -> Result<Report<F>> {
+    let dense = match options.method {
+        Method::Auto => obj.dim() <= DENSE_MAX_DIM,
+        Method::Newton => true,
+        Method::NewtonCg => false,
+    };
+    if dense {
+        newton(obj, theta, options)
+    } else {
+        newton_cg(obj, theta, options)
+    }
+}
+
+/// max |v_i|.
+pub(crate) fn norm_inf<F: Real>(v: &[F]) -> F {
+    crate::policy::max_abs(v)
+}
+
+/// Whether a trial point with value `vt` and gradient norm `gt` is an
+/// acceptable step from value `v`, gradient norm `g`, with expected
+/// first-order increase `expected` (Armijo, with a fallback for the regime
+/// where the change in J is below its rounding error).
+pub(crate) fn accept_step<F: Real>(v: F, vt: F, expected: F, g: F, gt: F) -> bool {
+    if !vt.is_finite() {
+        return false;
+    }
+    if vt >= v + F::c(1e-4) * expected {
+        return true;
+    }
+    let noise = F::c(64.0) * F::epsilon() * (F::one() + v.abs());
+    (vt - v).abs() <= noise && gt < g
+}

@@ -1,0 +1,351 @@
+//! The refit learner's optima, checked by their optimality conditions,
+//! against a cold solve, against closed forms, and against an independent
+//! optimizer.
+
+#![allow(clippy::needless_range_loop)] // index loops read as the math does
+
+mod common;
+
+use ndarray::{Array2, ArrayView2};
+use rand::RngExt;
+use refit::Error;
+use refit::env::{Environment, FiniteContext, LinearContextual};
+use refit::learner::{Learner, Refit, RefitConfig};
+use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
+use refit::solve::{Method, Options, fit};
+
+/// Plays `env` against a refit learner for `steps` steps, calling `check`
+/// after every refit.
+fn play<E: Environment<f64>>(
+    learner: &mut Refit<f64>,
+    env: &mut E,
+    steps: usize,
+    seed: u64,
+    mut check: impl FnMut(&Refit<f64>),
+) {
+    let mut env_rng = common::rng(seed);
+    let mut rng = common::rng(seed + 1000);
+    let mut x = vec![0.0; env.context_dim()];
+    for _ in 0..steps {
+        env.next_context(&mut env_rng, &mut x).expect("context");
+        let before = learner.refits();
+        let d = learner.act(&x, &mut rng).expect("act");
+        if learner.refits() > before {
+            check(learner);
+        }
+        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        learner.learn(&x, d.action, r, d.propensity).expect("learn");
+    }
+}
+
+/// ∇J at θ recomputed from scratch through the public objective.
+fn gradient_at(
+    history_x: ArrayView2<f64>,
+    actions: &[usize],
+    w: &[f64],
+    k: usize,
+    lambda: f64,
+    theta: &Array2<f64>,
+) -> (f64, f64) {
+    let data = Dataset::from_points(history_x, actions, w, k, false).expect("data");
+    let scale = 1.0 + w.iter().map(|v| v.abs()).sum::<f64>();
+    let mut obj = LogLikelihood::new(data, lambda).expect("objective");
+    let flat: Vec<f64> = theta.iter().copied().collect();
+    let mut g = vec![0.0; flat.len()];
+    obj.value_grad(&flat, &mut g).expect("finite");
+    (g.iter().fold(0.0f64, |m, v| m.max(v.abs())), scale)
+}
+
+fn history_matrix(l: &Refit<f64>) -> Array2<f64> {
+    let h = l.history();
+    Array2::from_shape_vec((h.len(), h.context_dim()), h.contexts().to_vec()).expect("n×d")
+}
+
+/// Shifted rewards so that the identity weighting sees w ≥ 0.
+const SHIFT: f64 = -5.0;
+
+#[test]
+fn every_refit_of_a_contextual_run_is_certified() {
+    let mut env_rng = common::rng(1);
+    let mut env = LinearContextual::<f64>::random(5, 4, 0.5, &mut env_rng).expect("env");
+    let config = RefitConfig {
+        lambda: 0.5,
+        weighting: Weighting::Shift(SHIFT),
+        ..RefitConfig::default()
+    };
+    let mut learner = Refit::linear(5, 4, config).expect("valid");
+    let mut checked = 0;
+    play(&mut learner, &mut env, 500, 2, |l| {
+        let rep = l.last_report().expect("report");
+        assert!(rep.converged(), "refit {}: {rep:?}", l.refits());
+        assert!(rep.grad_norm <= rep.threshold);
+        // Independently: the gradient of J at the learner's θ, from scratch.
+        let w: Vec<f64> = l.history().rewards().iter().map(|r| r - SHIFT).collect();
+        let (g, scale) = gradient_at(
+            history_matrix(l).view(),
+            l.history().actions(),
+            &w,
+            5,
+            0.5,
+            &l.theta(),
+        );
+        assert!(
+            g <= 1e-9 * scale,
+            "refit {}: |grad| {g} > {}",
+            l.refits(),
+            1e-9 * scale
+        );
+        checked += 1;
+    });
+    assert_eq!(checked, 499);
+}
+
+#[test]
+fn warm_and_cold_starts_reach_the_same_theta() {
+    let mut env_rng = common::rng(3);
+    let mut env = LinearContextual::<f64>::random(6, 3, 0.3, &mut env_rng).expect("env");
+    // The default tol (1e-9 relative to 1 + Σw) bounds ‖∇J‖∞ by about 1e-6
+    // here, which lets θ differ by more than 1e-8 between two certified
+    // optima; a tighter tol makes the comparison meaningful.
+    let options = Options {
+        tol: 1e-13,
+        ..Options::default()
+    };
+    let config = RefitConfig {
+        lambda: 0.2,
+        weighting: Weighting::Exp(1.0),
+        options,
+        ..RefitConfig::default()
+    };
+    let mut learner = Refit::linear(6, 3, config).expect("valid");
+    play(&mut learner, &mut env, 300, 4, |_| {});
+    learner.refit_now().expect("refit");
+    let w: Vec<f64> = learner
+        .history()
+        .rewards()
+        .iter()
+        .map(|r| r.exp())
+        .collect();
+    for method in [Method::Newton, Method::NewtonCg] {
+        let cold = fit(
+            history_matrix(&learner).view(),
+            learner.history().actions(),
+            &w,
+            6,
+            0.2,
+            &Options { method, ..options },
+            None,
+        )
+        .expect("fit");
+        assert!(cold.report.converged(), "{method:?}: {:?}", cold.report);
+        let diff = (&cold.theta - &learner.theta())
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(diff <= 1e-8, "{method:?}: max |θ_warm − θ_cold| = {diff}");
+    }
+}
+
+#[test]
+fn tabular_closed_form_and_its_small_lambda_limit() {
+    let mut rng = common::rng(5);
+    let k = 4;
+    let n = 200;
+    let x = Array2::from_elem((n, 1), 1.0);
+    let actions: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
+    let w: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..2.0)).collect();
+    let mut r = vec![0.0; k];
+    for (a, wi) in actions.iter().zip(&w) {
+        r[*a] += wi;
+    }
+    let total: f64 = r.iter().sum();
+    let closed =
+        fit(x.view(), &actions, &w, k, 0.0, &Options::default(), None).expect("closed form");
+    assert_eq!(closed.report.stop, refit::solve::StopReason::ClosedForm);
+    for a in 0..k {
+        let p = closed.theta[[a, 0]].exp();
+        assert!((p - r[a] / total).abs() < 1e-15, "π*({a}) = {p}");
+    }
+    for lambda in [1e-8, 1e-7, 1e-6] {
+        let f = fit(x.view(), &actions, &w, k, lambda, &Options::default(), None).expect("fit");
+        assert!(f.report.converged(), "λ = {lambda}: {:?}", f.report);
+        let z: Vec<f64> = (0..k).map(|a| f.theta[[a, 0]]).collect();
+        let mut p = z.clone();
+        refit::policy::softmax_in_place(&mut p).expect("finite");
+        for a in 0..k {
+            // The λ-optimum differs from π* by O(λ).
+            assert!(
+                (p[a] - r[a] / total).abs() < 1e3 * lambda,
+                "λ = {lambda}: π({a}) = {}",
+                p[a]
+            );
+        }
+    }
+}
+
+#[test]
+fn closed_form_gives_zero_to_untried_actions() {
+    let mut l = Refit::<f64>::tabular(
+        3,
+        RefitConfig {
+            lambda: 0.0,
+            ..RefitConfig::default()
+        },
+    )
+    .expect("λ = 0 tabular");
+    let mut rng = common::rng(6);
+    l.learn(&[1.0], 1, 2.0, 1.0 / 3.0).expect("learn");
+    l.learn(&[1.0], 2, 0.0, 1.0 / 3.0).expect("learn");
+    for _ in 0..20 {
+        let d = l.act(&[1.0], &mut rng).expect("act");
+        assert_eq!(d.action, 1, "only action 1 has weight");
+        assert_eq!(d.propensity, 1.0);
+    }
+    assert_eq!(l.probabilities().expect("acted"), &[0.0, 1.0, 0.0]);
+    assert_eq!(l.theta()[[0, 0]], f64::NEG_INFINITY);
+}
+
+#[test]
+fn matches_plain_gradient_ascent() {
+    // An independent optimizer: many small fixed steps of gradient ascent
+    // written out here, on a small problem.
+    let mut rng = common::rng(7);
+    let (k, d, n, lambda) = (3, 2, 40, 0.7);
+    let x = Array2::from_shape_fn((n, d), |_| rng.random_range(-1.0..1.0));
+    let actions: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
+    let w: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..1.0)).collect();
+    let mut theta = Array2::<f64>::zeros((k, d));
+    for _ in 0..20_000 {
+        let mut g = theta.mapv(|t| -lambda * t);
+        for i in 0..n {
+            let z: Vec<f64> = (0..k)
+                .map(|a| (0..d).map(|j| theta[[a, j]] * x[[i, j]]).sum())
+                .collect();
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            for a in 0..k {
+                let coef = w[i] * (f64::from(u8::from(a == actions[i])) - e[a] / s);
+                for j in 0..d {
+                    g[[a, j]] += coef * x[[i, j]];
+                }
+            }
+        }
+        theta = theta + 0.05 * g;
+    }
+    let f = fit(x.view(), &actions, &w, k, lambda, &Options::default(), None).expect("fit");
+    assert!(f.report.converged());
+    let diff = (&f.theta - &theta)
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(diff < 1e-9, "Newton vs gradient ascent: {diff}");
+}
+
+#[test]
+fn compressed_and_uncompressed_histories_give_the_same_optimum() {
+    let mut env_rng = common::rng(8);
+    let env = FiniteContext::<f64>::random(4, 5, &mut env_rng).expect("env");
+    let mut thetas = Vec::new();
+    for compress in [true, false] {
+        let config = RefitConfig {
+            lambda: 0.3,
+            compress,
+            ..RefitConfig::default()
+        };
+        let mut learner = Refit::linear(5, 4, config).expect("valid");
+        play(&mut learner, &mut env.clone(), 300, 9, |_| {});
+        learner.refit_now().expect("refit");
+        if compress {
+            assert_eq!(learner.dataset().rows(), 4, "four distinct contexts");
+        } else {
+            assert_eq!(learner.dataset().rows(), 300);
+        }
+        thetas.push(learner.theta());
+    }
+    let diff = (&thetas[0] - &thetas[1])
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(diff <= 1e-9, "compressed vs uncompressed: {diff}");
+}
+
+#[test]
+fn f32_refits_converge_to_their_own_tolerance() {
+    let mut env_rng = common::rng(10);
+    let mut env = LinearContextual::<f32>::random(4, 3, 0.3, &mut env_rng).expect("env");
+    let config = RefitConfig {
+        lambda: 0.5f32,
+        weighting: Weighting::Shift(-5.0),
+        ..RefitConfig::default()
+    };
+    let mut learner = Refit::linear(4, 3, config).expect("valid");
+    let mut rng = common::rng(11);
+    let mut x = vec![0.0f32; 3];
+    for _ in 0..300 {
+        env.next_context(&mut env_rng, &mut x).expect("context");
+        let d = learner.act(&x, &mut rng).expect("act");
+        let rep = learner.last_report();
+        if let Some(rep) = rep {
+            assert!(rep.converged(), "{rep:?}");
+            assert!(rep.threshold <= 1e-4 * (1.0 + 300.0 * 10.0));
+        }
+        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        learner.learn(&x, d.action, r, d.propensity).expect("learn");
+    }
+}
+
+#[test]
+fn negative_weights_and_zero_lambda_are_refused() {
+    let mut l = Refit::<f64>::linear(3, 2, RefitConfig::default()).expect("valid");
+    l.learn(&[1.0, 0.0], 0, 1.0, 0.5).expect("valid");
+    let before = (
+        l.history().clone(),
+        l.dataset().points(),
+        l.pending(),
+        l.theta(),
+    );
+    let e = l
+        .learn(&[1.0, 0.0], 1, -0.5, 0.5)
+        .expect_err("negative reward");
+    assert!(matches!(e, Error::NegativeWeight { index: 1, .. }), "{e:?}");
+    assert_eq!(
+        (
+            l.history().clone(),
+            l.dataset().points(),
+            l.pending(),
+            l.theta()
+        ),
+        before
+    );
+    let e = Refit::<f64>::linear(
+        3,
+        2,
+        RefitConfig {
+            lambda: 0.0,
+            ..RefitConfig::default()
+        },
+    )
+    .expect_err("λ = 0 without closed form");
+    assert!(matches!(e, Error::InvalidLambda { .. }));
+    let e = Refit::<f64>::linear(
+        3,
+        2,
+        RefitConfig {
+            lambda: -1.0,
+            ..RefitConfig::default()
+        },
+    )
+    .expect_err("λ < 0");
+    assert!(matches!(e, Error::InvalidLambda { .. }));
+    // fit refuses λ = 0 on non-identical contexts.
+    let x = ndarray::array![[1.0, 0.0], [0.0, 1.0]];
+    let e = fit(
+        x.view(),
+        &[0, 1],
+        &[1.0, 1.0],
+        2,
+        0.0,
+        &Options::default(),
+        None,
+    )
+    .expect_err("λ = 0");
+    assert!(matches!(e, Error::InvalidLambda { .. }));
+}
