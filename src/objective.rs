@@ -107,6 +107,8 @@ pub struct Dataset<F> {
     points: usize,
     /// Context bits → row, when compressing.
     index: Option<HashMap<Box<[u64]>, usize>>,
+    /// Scratch for the key of the context being pushed.
+    key: Vec<u64>,
 }
 
 /// What [`Dataset::push`] did.
@@ -138,6 +140,7 @@ impl<F: Real> Dataset<F> {
             total_weight: F::zero(),
             points: 0,
             index: compress.then(HashMap::new),
+            key: Vec::with_capacity(d),
         })
     }
 
@@ -201,11 +204,12 @@ impl<F: Real> Dataset<F> {
                 weight: weight.f64(),
             });
         }
-        let key = self.index.as_ref().map(|_| context_key(x));
-        let existing = match (&self.index, &key) {
-            (Some(index), Some(key)) => index.get(key).copied(),
-            _ => None,
-        };
+        self.key.clear();
+        self.key.extend(x.iter().map(|v| key_bits(*v)));
+        let existing = self
+            .index
+            .as_ref()
+            .and_then(|index| index.get(&self.key[..]).copied());
         let row = match existing {
             Some(row) => row,
             None => {
@@ -213,8 +217,8 @@ impl<F: Real> Dataset<F> {
                 self.xs.extend_from_slice(x);
                 self.ws.extend(std::iter::repeat_n(F::zero(), self.kp));
                 self.cs.push(F::zero());
-                if let (Some(index), Some(key)) = (&mut self.index, key) {
-                    index.insert(key, row);
+                if let Some(index) = &mut self.index {
+                    index.insert(self.key.as_slice().into(), row);
                 }
                 row
             }
@@ -276,14 +280,10 @@ impl<F: Real> Dataset<F> {
     }
 }
 
-/// Bits of a context, with −0 read as +0 (they give the same logits).
-fn context_key<F: Real>(x: &[F]) -> Box<[u64]> {
-    x.iter()
-        .map(|v| {
-            let v = v.f64();
-            if v == 0.0 { 0 } else { v.to_bits() }
-        })
-        .collect()
+/// Bits of a context entry, with −0 read as +0 (they give the same logits).
+fn key_bits<F: Real>(v: F) -> u64 {
+    let v = v.f64();
+    if v == 0.0 { 0 } else { v.to_bits() }
 }
 
 /// What a solver asks of an objective to maximize: its value and gradient,
@@ -491,6 +491,34 @@ impl<F: Real> LogLikelihood<F> {
         }
     }
 
+    /// The dense negated Hessian at padded parameters `theta_t` (lower
+    /// triangle, row-major K·d square), probabilities computed afresh.
+    pub(crate) fn neg_hessian_at(&mut self, theta_t: &[F], out: &mut [F]) -> Result<()> {
+        let n = self.data.k * self.data.d;
+        crate::policy::check_len("out", out.len(), n * n)?;
+        for v in out.iter_mut() {
+            *v = F::zero();
+        }
+        let mut p = std::mem::take(&mut self.z);
+        for row in 0..self.data.rows() {
+            let c = self.data.cs[row];
+            if c == F::zero() {
+                continue;
+            }
+            let x = self.data.row_context(row);
+            if let Err(e) = self.probs_at(theta_t, x, &mut p) {
+                self.z = p;
+                return Err(e);
+            }
+            self.add_point_hessian(x, &p, c, out);
+        }
+        self.z = p;
+        for i in 0..n {
+            out[i * n + i] += self.lambda;
+        }
+        Ok(())
+    }
+
     /// Writes π(·|x) (padded) at padded parameters `theta_t` into `out`.
     pub(crate) fn probs_at(&self, theta_t: &[F], x: &[F], out: &mut [F]) -> Result<()> {
         crate::simd::logits_softmax_t(theta_t, &self.bias, x, out)
@@ -548,30 +576,10 @@ impl<F: Real> Objective<F> for LogLikelihood<F> {
     }
 
     fn neg_hessian(&mut self, out: &mut [F]) -> Result<bool> {
-        let n = self.dim();
-        crate::policy::check_len("out", out.len(), n * n)?;
-        for v in out.iter_mut() {
-            *v = F::zero();
-        }
-        let kp = self.data.kp;
-        let mut p = vec![F::zero(); kp];
-        for row in 0..self.data.rows() {
-            let c = self.data.cs[row];
-            if c == F::zero() {
-                continue;
-            }
-            let x = self.data.row_context(row);
-            if self.probs_valid {
-                p.copy_from_slice(&self.probs[row * kp..(row + 1) * kp]);
-            } else {
-                self.probs_at(&self.theta_t, x, &mut p)?;
-            }
-            self.add_point_hessian(x, &p, c, out);
-        }
-        for i in 0..n {
-            out[i * n + i] += self.lambda;
-        }
-        Ok(true)
+        let theta_t = std::mem::take(&mut self.theta_t);
+        let result = self.neg_hessian_at(&theta_t, out);
+        self.theta_t = theta_t;
+        result.map(|()| true)
     }
 
     fn gradient_scale(&self) -> F {

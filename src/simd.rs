@@ -19,14 +19,18 @@
 use crate::policy::Normalizer;
 use crate::policy::kernels;
 use crate::real::Real;
+use crate::solve::cholesky;
 
 macro_rules! dispatch {
     ($name:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        dispatch!(kernels, $name, $avx2, ($($arg: $ty),*) -> $ret);
+    };
+    ($module:ident, $name:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         #[allow(clippy::too_many_arguments)]
         fn $avx2<F: Real>($($arg: $ty),*) -> $ret {
-            kernels::$name($($arg),*)
+            $module::$name($($arg),*)
         }
 
         #[inline]
@@ -39,7 +43,7 @@ macro_rules! dispatch {
                     return unsafe { $avx2($($arg),*) };
                 }
             }
-            kernels::$name($($arg),*)
+            $module::$name($($arg),*)
         }
     };
 }
@@ -52,6 +56,8 @@ dispatch!(softmax_in_place, softmax_in_place_avx2, (z: &mut [F]) -> Option<Norma
 dispatch!(add_scaled_score_t, add_scaled_score_t_avx2,
     (theta_t: &mut [F], x: &[F], probs: &[F], action: usize, scale: F, coef: &mut [F]) -> ());
 dispatch!(all_finite, all_finite_avx2, (x: &[F]) -> bool);
+dispatch!(cholesky, factor, factor_avx2, (a: &mut [F], n: usize) -> bool);
+dispatch!(cholesky, solve, solve_avx2, (l: &[F], n: usize, b: &mut [F]) -> ());
 dispatch!(add_outer_t, add_outer_t_avx2, (theta_t: &mut [F], x: &[F], c: &[F]) -> ());
 dispatch!(loglik_pass, loglik_pass_avx2,
     (theta_t: &[F], bias: &[F], xs: &[F], ws: &[F], cs: &[F], grad_t: &mut [F],

@@ -246,9 +246,15 @@ fn compressed_and_uncompressed_histories_give_the_same_optimum() {
     let env = FiniteContext::<f64>::random(4, 5, &mut env_rng).expect("env");
     let mut thetas = Vec::new();
     for compress in [true, false] {
+        // A tight tol, so that two certified optima must agree to 1e-9
+        // (‖θ − θ*‖ ≤ ‖∇J‖ / λ).
         let config = RefitConfig {
             lambda: 0.3,
             compress,
+            options: Options {
+                tol: 1e-13,
+                ..Options::default()
+            },
             ..RefitConfig::default()
         };
         let mut learner = Refit::linear(5, 4, config).expect("valid");

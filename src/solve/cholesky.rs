@@ -9,6 +9,7 @@ use crate::real::Real;
 /// Factors the symmetric positive definite matrix whose lower triangle is
 /// in `a` (row-major n×n) as L Lᵀ, overwriting the lower triangle with L.
 /// Returns `false`, leaving `a` partly overwritten, if a pivot is not positive.
+#[inline(always)]
 pub(crate) fn factor<F: Real>(a: &mut [F], n: usize) -> bool {
     if a.len() < n * n {
         return false;
@@ -31,6 +32,7 @@ pub(crate) fn factor<F: Real>(a: &mut [F], n: usize) -> bool {
 }
 
 /// Solves L Lᵀ x = b in place, with L from [`factor`].
+#[inline(always)]
 pub(crate) fn solve<F: Real>(l: &[F], n: usize, b: &mut [F]) {
     // L y = b.
     for i in 0..n {

@@ -1,6 +1,6 @@
 //! Newton's method with a dense Cholesky solve and a backtracking line search.
 
-use super::{Options, Report, StopReason, accept_step, cholesky, norm_inf};
+use super::{Options, Report, StopReason, accept_step, norm_inf};
 use crate::error::{Error, Result};
 use crate::objective::Objective;
 use crate::real::Real;
@@ -83,12 +83,12 @@ pub(crate) fn newton_with<F: Real, O: Objective<F>>(
         obj.neg_hessian(&mut ws.h)?;
         passes += 1;
         ws.chol.copy_from_slice(&ws.h);
-        ws.valid = cholesky::factor(&mut ws.chol, n);
+        ws.valid = crate::simd::factor(&mut ws.chol, n);
         if !ws.valid {
             return Err(Error::SingularHessian);
         }
         dir.copy_from_slice(grad);
-        cholesky::solve(&ws.chol, n, &mut dir);
+        crate::simd::solve(&ws.chol, n, &mut dir);
         let expected: F = dir.iter().zip(grad.iter()).map(|(d, g)| *d * *g).sum();
         let mut t = F::one();
         let mut accepted = false;

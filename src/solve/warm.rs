@@ -16,7 +16,7 @@
 //! certified by a full pass, exactly as for a cold solve.
 
 use super::newton::{Workspace, newton_with};
-use super::{Options, Report, StopReason, accept_step, cholesky, norm_inf};
+use super::{Options, Report, StopReason, accept_step, norm_inf};
 use crate::error::Result;
 use crate::objective::LogLikelihood;
 use crate::real::Real;
@@ -35,8 +35,24 @@ pub(crate) struct Warm<F> {
     value: F,
     have_grad: bool,
     c: Vec<F>,
-    /// Times the Hessian was formed afresh.
+    scratch: Scratch<F>,
+    /// Times the lagged Hessian was replaced by a freshly formed one.
     pub refreshes: usize,
+}
+
+/// Buffers of [`Warm::solve`], kept so that a refit allocates nothing.
+#[derive(Debug, Clone)]
+struct Scratch<F> {
+    /// Flat (K·d): the step s, then the final gradient of a full Newton.
+    s: Vec<F>,
+    y: Vec<F>,
+    hs: Vec<F>,
+    theta: Vec<F>,
+    /// Padded.
+    trial_t: Vec<F>,
+    trial_grad_t: Vec<F>,
+    dir_t: Vec<F>,
+    y_t: Vec<F>,
 }
 
 impl<F: Real> Warm<F> {
@@ -46,13 +62,27 @@ impl<F: Real> Warm<F> {
         let kp = crate::policy::kernels::padded(k);
         Self {
             n: k * d,
-            ws: Workspace::default(),
+            ws: Workspace {
+                h: vec![F::zero(); k * d * k * d],
+                chol: vec![F::zero(); k * d * k * d],
+                valid: false,
+            },
             h_valid: false,
             chol_valid: false,
             grad_t: vec![F::zero(); kp * d],
             value: F::zero(),
             have_grad: false,
             c: vec![F::zero(); kp],
+            scratch: Scratch {
+                s: vec![F::zero(); k * d],
+                y: vec![F::zero(); k * d],
+                hs: vec![F::zero(); k * d],
+                theta: vec![F::zero(); k * d],
+                trial_t: vec![F::zero(); kp * d],
+                trial_grad_t: vec![F::zero(); kp * d],
+                dir_t: vec![F::zero(); kp * d],
+                y_t: vec![F::zero(); kp * d],
+            },
             refreshes: 0,
         }
     }
@@ -98,6 +128,9 @@ impl<F: Real> Warm<F> {
     ) -> Result<Report<F>> {
         options.check()?;
         let n = self.n;
+        // With few rows, forming the exact Hessian costs less than the extra
+        // passes a lagged one needs: it is formed afresh before every step.
+        let exact = obj.data().rows() <= n;
         let threshold = options.tol * crate::objective::Objective::gradient_scale(obj);
         let mut passes = 0;
         if !self.have_grad {
@@ -105,72 +138,115 @@ impl<F: Real> Warm<F> {
             self.have_grad = true;
             passes += 1;
         }
-        let mut g = vec![F::zero(); n];
-        let mut trial_t = theta_t.to_vec();
-        let mut trial_grad_t = vec![F::zero(); self.grad_t.len()];
-        let mut dir_t = vec![F::zero(); self.grad_t.len()];
+        let sc = &mut self.scratch;
+        sc.trial_t.resize(theta_t.len(), F::zero());
         let mut iterations = 0;
         loop {
             let gn = norm_inf(&self.grad_t);
-            if gn <= threshold {
-                return Ok(self.report(iterations, passes, gn, threshold, StopReason::Converged));
-            }
-            if iterations >= options.max_iter {
-                return Ok(self.report(
+            let stop = if gn <= threshold {
+                Some(StopReason::Converged)
+            } else if iterations >= options.max_iter {
+                Some(StopReason::MaxIterations)
+            } else {
+                None
+            };
+            if let Some(stop) = stop {
+                return Ok(Report {
                     iterations,
                     passes,
-                    gn,
+                    grad_norm: gn,
                     threshold,
-                    StopReason::MaxIterations,
-                ));
+                    value: self.value,
+                    stop,
+                });
+            }
+            if exact {
+                obj.neg_hessian_at(theta_t, &mut self.ws.h)?;
+                self.h_valid = true;
+                self.chol_valid = false;
             }
             if !self.h_valid {
                 break;
             }
             if !self.chol_valid {
                 self.ws.chol.clone_from(&self.ws.h);
-                self.chol_valid = cholesky::factor(&mut self.ws.chol, n);
+                self.chol_valid = crate::simd::factor(&mut self.ws.chol, n);
                 if !self.chol_valid {
                     break;
                 }
             }
-            obj.to_flat(&self.grad_t, &mut g);
-            cholesky::solve(&self.ws.chol, n, &mut g);
-            obj.to_padded(&g, &mut dir_t);
-            let expected: F = dir_t.iter().zip(&self.grad_t).map(|(d, g)| *d * *g).sum();
-            for ((x, &t), &d) in trial_t.iter_mut().zip(theta_t.iter()).zip(&dir_t) {
+            obj.to_flat(&self.grad_t, &mut sc.s);
+            crate::simd::solve(&self.ws.chol, n, &mut sc.s);
+            obj.to_padded(&sc.s, &mut sc.dir_t);
+            let expected: F = sc
+                .dir_t
+                .iter()
+                .zip(&self.grad_t)
+                .map(|(d, g)| *d * *g)
+                .sum();
+            for ((x, &t), &d) in sc.trial_t.iter_mut().zip(theta_t.iter()).zip(&sc.dir_t) {
                 *x = t + d;
             }
             iterations += 1;
             passes += 1;
-            let vt = match obj.value_grad_t(&trial_t, &mut trial_grad_t, false) {
+            let vt = match obj.value_grad_t(&sc.trial_t, &mut sc.trial_grad_t, false) {
                 Ok(v) => v,
                 Err(crate::Error::NonFiniteLogits) => F::neg_infinity(),
                 Err(e) => return Err(e),
             };
-            let gt = norm_inf(&trial_grad_t);
+            let gt = norm_inf(&sc.trial_grad_t);
             if !accept_step(self.value, vt, expected, gn, gt) {
                 break;
             }
-            theta_t.copy_from_slice(&trial_t);
-            std::mem::swap(&mut self.grad_t, &mut trial_grad_t);
+            if exact {
+                theta_t.copy_from_slice(&sc.trial_t);
+                std::mem::swap(&mut self.grad_t, &mut sc.trial_grad_t);
+                self.value = vt;
+                continue;
+            }
+            // Secant correction of the lagged Hessian (BFGS): with s = δ and
+            // y = ∇J(θ) − ∇J(θ + δ) (≈ −∇²J s), make H s = y.
+            for (yi, (&g0, &g1)) in sc
+                .y_t
+                .iter_mut()
+                .zip(self.grad_t.iter().zip(&sc.trial_grad_t))
+            {
+                *yi = g0 - g1;
+            }
+            obj.to_flat(&sc.y_t, &mut sc.y);
+            bfgs_update(&mut self.ws.h, n, &sc.s, &sc.y, &mut sc.hs);
+            self.chol_valid = false;
+            theta_t.copy_from_slice(&sc.trial_t);
+            std::mem::swap(&mut self.grad_t, &mut sc.trial_grad_t);
             self.value = vt;
             if gt > F::c(0.5) * gn && gt > threshold {
                 // The lagged Hessian no longer contracts fast: form it afresh.
                 break;
             }
         }
-        // Full Newton from the current point, keeping its Hessian.
         self.refreshes += 1;
-        let mut theta = vec![F::zero(); n];
-        obj.to_flat(theta_t, &mut theta);
+        self.full_newton(obj, theta_t, options, iterations, passes)
+    }
+
+    /// Newton with freshly formed Hessians from `theta_t`, keeping the last
+    /// Hessian for the lagged steps of later refits.
+    fn full_newton(
+        &mut self,
+        obj: &mut LogLikelihood<F>,
+        theta_t: &mut [F],
+        options: &Options<F>,
+        iterations: usize,
+        passes: usize,
+    ) -> Result<Report<F>> {
+        let sc = &mut self.scratch;
+        obj.to_flat(theta_t, &mut sc.theta);
         let rest = Options {
             max_iter: options.max_iter.saturating_sub(iterations).max(1),
             ..*options
         };
-        let report = newton_with(obj, &mut theta, &rest, &mut self.ws, &mut g)?;
-        obj.to_padded(&theta, theta_t);
-        obj.to_padded(&g, &mut self.grad_t);
+        let report = newton_with(obj, &mut sc.theta, &rest, &mut self.ws, &mut sc.s)?;
+        obj.to_padded(&sc.theta, theta_t);
+        obj.to_padded(&sc.s, &mut self.grad_t);
         self.value = report.value;
         self.have_grad = true;
         self.h_valid = self.ws.valid;
@@ -181,22 +257,31 @@ impl<F: Real> Warm<F> {
             ..report
         })
     }
+}
 
-    fn report(
-        &self,
-        iterations: usize,
-        passes: usize,
-        grad_norm: F,
-        threshold: F,
-        stop: StopReason,
-    ) -> Report<F> {
-        Report {
-            iterations,
-            passes,
-            grad_norm,
-            threshold,
-            value: self.value,
-            stop,
+/// BFGS update of a symmetric positive definite matrix stored as the lower
+/// triangle of `h` (row-major n×n): H ← H − (Hs)(Hs)ᵀ/(sᵀHs) + y yᵀ/(yᵀs),
+/// skipped unless yᵀs > 0 (which keeps H positive definite).
+fn bfgs_update<F: Real>(h: &mut [F], n: usize, s: &[F], y: &[F], hs: &mut [F]) {
+    for i in 0..n {
+        let mut acc = F::zero();
+        for j in 0..=i {
+            acc += h[i * n + j] * s[j];
+        }
+        for j in i + 1..n {
+            acc += h[j * n + i] * s[j];
+        }
+        hs[i] = acc;
+    }
+    let shs: F = s.iter().zip(hs.iter()).map(|(a, b)| *a * *b).sum();
+    let ys: F = y.iter().zip(s).map(|(a, b)| *a * *b).sum();
+    if !(shs > F::zero() && ys > F::c(1e-12) * shs) {
+        return;
+    }
+    for i in 0..n {
+        let (a, b) = (hs[i] / shs, y[i] / ys);
+        for j in 0..=i {
+            h[i * n + j] += y[j] * b - hs[j] * a;
         }
     }
 }

@@ -1,0 +1,131 @@
+//! The refit learner: one warm refit beside one plain gradient pass (the
+//! floor: a certified optimum needs at least one pass), a whole contextual
+//! run with a refit before every action, and a long tabular run.
+//!
+//! `cargo bench --bench refit`. Targets (2-core machine, release): warm
+//! refit ≤ 3× one gradient pass; the T = 10⁴ contextual run ≤ 3 s; the
+//! T = 10⁶ tabular run ≤ 1 s.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use refit::env::{Bernoulli, Environment, LinearContextual};
+use refit::learner::{Learner, Refit, RefitConfig};
+use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
+
+const K: usize = 10;
+const D: usize = 8;
+
+fn config() -> RefitConfig<f64> {
+    RefitConfig {
+        lambda: 1.0,
+        weighting: Weighting::Shift(-10.0),
+        ..RefitConfig::default()
+    }
+}
+
+/// A refit learner that has played `n` steps of a linear contextual bandit.
+fn played(n: usize, seed: u64) -> (Refit<f64>, LinearContextual<f64>, ChaCha8Rng, ChaCha8Rng) {
+    let mut env_rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut env = LinearContextual::random(K, D, 0.5, &mut env_rng).expect("env");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    let mut learner = Refit::linear(K, D, config()).expect("learner");
+    let mut x = vec![0.0; D];
+    for _ in 0..n {
+        env.next_context(&mut env_rng, &mut x).expect("context");
+        let d = learner.act(&x, &mut rng).expect("act");
+        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        learner.learn(&x, d.action, r, d.propensity).expect("learn");
+    }
+    learner.refit_now().expect("refit");
+    (learner, env, env_rng, rng)
+}
+
+fn warm_refit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("warm_refit_K10_d8");
+    for n in [1_000usize, 10_000] {
+        group.throughput(Throughput::Elements(n as u64));
+        let (learner, mut env, mut env_rng, mut rng) = played(n, 7);
+        // The next point, appended before each timed refit.
+        let mut x = vec![0.0; D];
+        env.next_context(&mut env_rng, &mut x).expect("context");
+        let mut probe = learner.clone();
+        let d = probe.act(&x, &mut rng).expect("act");
+        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        group.bench_with_input(BenchmarkId::new("refit_one_new_point", n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    let mut l = learner.clone();
+                    l.learn(&x, d.action, r, d.propensity).expect("learn");
+                    l
+                },
+                |mut l| {
+                    l.refit_now().expect("refit");
+                    black_box(l.last_report().map(|r| r.passes))
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        // The floor: one value-and-gradient pass over the same history.
+        let h = learner.history();
+        let xs = ndarray::ArrayView2::from_shape((h.len(), D), h.contexts()).expect("n×d");
+        let w: Vec<f64> = h.rewards().iter().map(|r| r + 10.0).collect();
+        let data = Dataset::from_points(xs, h.actions(), &w, K, true).expect("data");
+        let mut obj = LogLikelihood::new(data, 1.0).expect("objective");
+        let theta: Vec<f64> = learner.theta().iter().copied().collect();
+        let mut grad = vec![0.0; K * D];
+        group.bench_with_input(BenchmarkId::new("one_gradient_pass", n), &n, |b, _| {
+            b.iter(|| {
+                black_box(
+                    obj.value_grad(black_box(&theta), &mut grad)
+                        .expect("finite"),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn contextual_run(c: &mut Criterion) {
+    let mut group = c.benchmark_group("refit_run_contextual_K10_d8");
+    group.sample_size(10);
+    let t = 10_000;
+    group.throughput(Throughput::Elements(t as u64));
+    group.bench_function(BenchmarkId::new("T", t), |b| {
+        b.iter(|| {
+            let (learner, ..) = played(t, 11);
+            black_box(learner.refits())
+        })
+    });
+    group.finish();
+}
+
+fn tabular_run(c: &mut Criterion) {
+    let mut group = c.benchmark_group("refit_run_tabular_bernoulli_K10");
+    group.sample_size(10);
+    let t = 1_000_000;
+    group.throughput(Throughput::Elements(t as u64));
+    let means: Vec<f64> = (0..K).map(|a| 0.05 + 0.09 * a as f64).collect();
+    group.bench_function(BenchmarkId::new("T", t), |b| {
+        b.iter(|| {
+            let mut env = Bernoulli::new(means.clone()).expect("env");
+            let mut env_rng = ChaCha8Rng::seed_from_u64(12);
+            let mut rng = ChaCha8Rng::seed_from_u64(13);
+            let mut learner = Refit::tabular(K, RefitConfig::default()).expect("learner");
+            let mut x = [0.0];
+            for _ in 0..t {
+                env.next_context(&mut env_rng, &mut x).expect("context");
+                let d = learner.act(&x, &mut rng).expect("act");
+                let r = env.reward(d.action, &mut env_rng).expect("reward");
+                learner.learn(&x, d.action, r, d.propensity).expect("learn");
+            }
+            black_box(learner.refits())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(refit_benches, warm_refit, contextual_run, tabular_run);
+criterion_main!(refit_benches);
