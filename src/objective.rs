@@ -286,6 +286,28 @@ fn key_bits<F: Real>(v: F) -> u64 {
     if v == 0.0 { 0 } else { v.to_bits() }
 }
 
+/// Rows per block of a pass over the data (see [`LogLikelihood`]).
+pub(crate) const CHUNK_ROWS: usize = 512;
+
+/// Maps the blocks of a pass, in parallel with feature `parallel`; the
+/// results come back in block order either way.
+fn blocks_map<'a, F, T, G>(blocks: Vec<Option<&'a mut [F]>>, f: G) -> Vec<T>
+where
+    F: Real,
+    T: Send,
+    G: Fn((usize, Option<&'a mut [F]>)) -> T + Sync + Send,
+{
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        blocks.into_par_iter().enumerate().map(f).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        blocks.into_iter().enumerate().map(f).collect()
+    }
+}
+
 /// What a solver asks of an objective to maximize: its value and gradient,
 /// and products with its negated Hessian (positive definite for a strictly
 /// concave objective). Parameters are a flat vector of [`Objective::dim`]
@@ -415,6 +437,10 @@ impl<F: Real> LogLikelihood<F> {
     }
 
     /// J and ∇J (padded layout) at `theta_t`, optionally storing π per row.
+    ///
+    /// Rows are summed in blocks of [`CHUNK_ROWS`], whose partial sums are
+    /// added in block order: the result is the same bit for bit whether the
+    /// blocks run on one thread or, with feature `parallel`, on several.
     pub(crate) fn value_grad_t(
         &mut self,
         theta_t: &[F],
@@ -422,24 +448,68 @@ impl<F: Real> LogLikelihood<F> {
         keep_probs: bool,
     ) -> Result<F> {
         let kp = self.data.kp;
+        let d = self.data.d;
+        let rows = self.data.rows();
         for g in grad_t.iter_mut() {
             *g = F::zero();
         }
         if keep_probs {
-            self.probs.resize(self.data.rows() * kp, F::zero());
+            self.probs.resize(rows * kp, F::zero());
         }
-        let data_term = crate::simd::loglik_pass(
-            theta_t,
-            &self.bias,
-            &self.data.xs,
-            &self.data.ws,
-            &self.data.cs,
-            grad_t,
-            keep_probs.then_some(&mut self.probs[..]),
-            &mut self.z,
-            &mut self.r,
-        )
-        .ok_or(Error::NonFiniteLogits)?;
+        let data = &self.data;
+        let bias = &self.bias[..];
+        let mut probs_chunks: Vec<Option<&mut [F]>> = if keep_probs {
+            self.probs.chunks_mut(CHUNK_ROWS * kp).map(Some).collect()
+        } else {
+            (0..rows.div_ceil(CHUNK_ROWS)).map(|_| None).collect()
+        };
+        let data_term = if rows <= CHUNK_ROWS {
+            // One block: accumulate straight into grad_t (0 + x = x, so
+            // this equals the blocked sum).
+            let probs = probs_chunks.pop().flatten();
+            crate::simd::loglik_pass(
+                theta_t,
+                bias,
+                &data.xs,
+                &data.ws,
+                &data.cs,
+                grad_t,
+                probs,
+                &mut self.z,
+                &mut self.r,
+            )
+            .ok_or(Error::NonFiniteLogits)?
+        } else {
+            let block = |(c, probs): (usize, Option<&mut [F]>)| -> Option<(F, Vec<F>)> {
+                let lo = c * CHUNK_ROWS;
+                let hi = (lo + CHUNK_ROWS).min(rows);
+                let mut g = vec![F::zero(); kp * d];
+                let mut z = vec![F::zero(); kp];
+                let mut r = vec![F::zero(); kp];
+                let v = crate::simd::loglik_pass(
+                    theta_t,
+                    bias,
+                    &data.xs[lo * d..hi * d],
+                    &data.ws[lo * kp..hi * kp],
+                    &data.cs[lo..hi],
+                    &mut g,
+                    probs,
+                    &mut z,
+                    &mut r,
+                )?;
+                Some((v, g))
+            };
+            let partials: Vec<Option<(F, Vec<F>)>> = blocks_map(probs_chunks, block);
+            let mut total = F::zero();
+            for p in partials {
+                let (v, g) = p.ok_or(Error::NonFiniteLogits)?;
+                total += v;
+                for (a, b) in grad_t.iter_mut().zip(&g) {
+                    *a += *b;
+                }
+            }
+            total
+        };
         let mut sq = F::zero();
         for (g, &t) in grad_t.iter_mut().zip(theta_t) {
             *g -= self.lambda * t;

@@ -100,4 +100,38 @@ fn seeded_trace_is_pinned() {
 }
 
 const PINNED_ACTIONS: [usize; 12] = [4, 0, 2, 0, 4, 1, 4, 3, 4, 0, 1, 4];
-const PINNED_REWARD_SUM_BITS: u64 = 0x4069_9677_3d8a_59ea;
+const PINNED_REWARD_SUM_BITS: u64 = 0x4069_9677_3d8a_59e9;
+
+/// A pass over more rows than one block: the blocked sum is the same with
+/// and without the `parallel` feature (CI runs this file both ways), pinned.
+#[test]
+fn blocked_objective_pass_is_pinned() {
+    use refit::objective::{Dataset, LogLikelihood, Objective};
+    let mut rng = common::rng(21);
+    let (n, k, d) = (3000, 7, 5);
+    let x = ndarray::Array2::from_shape_vec((n, d), common::normals(&mut rng, n * d, 1.0))
+        .expect("n×d");
+    let actions: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % k).collect();
+    let w: Vec<f64> = common::normals(&mut rng, n, 1.0)
+        .iter()
+        .map(|v| v.abs())
+        .collect();
+    let data = Dataset::from_points(x.view(), &actions, &w, k, false).expect("data");
+    let mut obj = LogLikelihood::new(data, 0.1).expect("objective");
+    let theta = common::normals(&mut rng, k * d, 0.3);
+    let mut g = vec![0.0; k * d];
+    let v = obj.value_grad(&theta, &mut g).expect("finite");
+    assert_eq!(
+        (v.to_bits(), g[0].to_bits(), g[k * d - 1].to_bits()),
+        PINNED_PASS,
+        "{v:.17} {:.17} {:.17}",
+        g[0],
+        g[k * d - 1]
+    );
+}
+
+const PINNED_PASS: (u64, u64, u64) = (
+    0xc0b4_0e56_8590_411f,
+    0xc040_51c0_23c4_80bd,
+    0xc039_b672_e7fb_12a7,
+);

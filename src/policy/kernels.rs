@@ -17,7 +17,8 @@ use rand::{Rng, RngExt};
 use crate::real::Real;
 
 /// Dot product with four independent accumulators (a fixed summation order,
-/// so results are deterministic, and short dependency chains).
+/// so results are deterministic, and short dependency chains). The lanes
+/// are combined as (0 + 2) + (1 + 3), the halves of a 4-wide register.
 #[inline(always)]
 pub(crate) fn dot<F: Real>(a: &[F], b: &[F]) -> F {
     let n = a.len().min(b.len());
@@ -34,7 +35,7 @@ pub(crate) fn dot<F: Real>(a: &[F], b: &[F]) -> F {
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         acc[0] += *x * *y;
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
+    (acc[0] + acc[2]) + (acc[1] + acc[3])
 }
 
 /// Sum with four independent accumulators.
@@ -51,7 +52,7 @@ pub(crate) fn sum<F: Real>(a: &[F]) -> F {
     for x in c.remainder() {
         acc[0] += *x;
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
+    (acc[0] + acc[2]) + (acc[1] + acc[3])
 }
 
 /// Normalizer of a softmax: `π(a) = exp(z_a − max) / sum`, so
@@ -84,9 +85,10 @@ pub(crate) fn max<F: Real>(a: &[F]) -> F {
     for &v in c.remainder() {
         acc[0] = if v > acc[0] { v } else { acc[0] };
     }
-    let m01 = if acc[1] > acc[0] { acc[1] } else { acc[0] };
-    let m23 = if acc[3] > acc[2] { acc[3] } else { acc[2] };
-    if m23 > m01 { m23 } else { m01 }
+    // Lanes 0 and 2, 1 and 3 first: the halves of a 4-wide register.
+    let m02 = if acc[2] > acc[0] { acc[2] } else { acc[0] };
+    let m13 = if acc[3] > acc[1] { acc[3] } else { acc[1] };
+    if m13 > m02 { m13 } else { m02 }
 }
 
 /// Whether every element is finite, in one pass with no early exit.
