@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use refit::env::{Bernoulli, Environment, LinearContextual};
@@ -47,26 +47,26 @@ fn warm_refit(c: &mut Criterion) {
     let mut group = c.benchmark_group("warm_refit_K10_d8");
     for n in [1_000usize, 10_000] {
         group.throughput(Throughput::Elements(n as u64));
-        let (learner, mut env, mut env_rng, mut rng) = played(n, 7);
-        // The next point, appended before each timed refit.
-        let mut x = vec![0.0; D];
-        env.next_context(&mut env_rng, &mut x).expect("context");
-        let mut probe = learner.clone();
-        let d = probe.act(&x, &mut rng).expect("act");
-        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        let (learner, env, env_rng, rng) = played(n, 7);
+        // Each timed step appends one point to a converged history and
+        // refits before the next action (act refits, learn absorbs the
+        // point): the refit the learner makes at every step of a run. The
+        // history grows by one point per step within a sample, from n.
         group.bench_with_input(BenchmarkId::new("refit_one_new_point", n), &n, |b, _| {
-            b.iter_batched(
-                || {
-                    let mut l = learner.clone();
+            b.iter_custom(|iters| {
+                let (mut l, mut env, mut env_rng, mut rng) =
+                    (learner.clone(), env.clone(), env_rng.clone(), rng.clone());
+                let mut x = vec![0.0; D];
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    env.next_context(&mut env_rng, &mut x).expect("context");
+                    let d = l.act(&x, &mut rng).expect("act");
+                    let r = env.reward(d.action, &mut env_rng).expect("reward");
                     l.learn(&x, d.action, r, d.propensity).expect("learn");
-                    l
-                },
-                |mut l| {
-                    l.refit_now().expect("refit");
-                    black_box(l.last_report().map(|r| r.passes))
-                },
-                BatchSize::LargeInput,
-            )
+                }
+                black_box(l.refits());
+                start.elapsed()
+            })
         });
         // The floor: one value-and-gradient pass over the same history.
         let h = learner.history();

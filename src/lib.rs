@@ -5,8 +5,9 @@
 //!
 //! * [`learner::Incremental`] takes one REINFORCE step per interaction,
 //!   θ ← θ + α (r − b) ∇ log π_θ(a | x);
-//! * the refit learner (planned) re-optimizes all of θ to convergence on the
-//!   whole history before every action.
+//! * [`learner::Refit`] re-optimizes all of θ to convergence on the whole
+//!   history before every action, θ_t = argmax Σ_{s<t} w(r_s) log π_θ(a_s|x_s)
+//!   − (λ/2)‖θ‖², and certifies every optimum.
 //!
 //! The question behind the crate: does optimizing θ all the way to
 //! convergence before every action behave differently from one gradient step,
@@ -34,11 +35,27 @@
 //! # Ok::<(), refit::Error>(())
 //! ```
 //!
+//! The refit objective can also be solved on any logged dataset, without a
+//! learner:
+//! ```
+//! use ndarray::array;
+//! use refit::solve::{fit, Options};
+//! // Three logged points: contexts, actions taken, weights w(r) ≥ 0.
+//! let x = array![[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]];
+//! let f = fit(x.view(), &[0, 1, 1], &[1.0, 2.0, 0.5], 2, 0.1, &Options::default(), None)?;
+//! assert!(f.report.converged()); // ‖∇J‖∞ ≤ 1e-9 · (1 + Σ w)
+//! # Ok::<(), refit::Error>(())
+//! ```
+//!
 //! # Layout
 //! * [`policy`]: softmax policies ([`policy::LinearSoftmax`], [`policy::Tabular`]),
 //!   their score and Hessian-vector product;
 //! * [`env`]: bandits that know their expected rewards, so regret is exact;
-//! * [`learner`]: the [`learner::Learner`] trait and the learners;
+//! * [`learner`]: the [`learner::Learner`] trait, [`learner::Incremental`]
+//!   and [`learner::Refit`];
+//! * [`objective`]: the refit objective, kept apart from the solvers;
+//! * [`solve`]: Newton, Newton-CG, the closed form, and [`solve::fit`];
+//! * [`history`]: logged interactions with their propensities;
 //! * [`run`]: many seeds, common random numbers, per-step means and standard errors, CSV.
 //!
 //! Every numeric type is generic over [`Real`] (`f32` or `f64`). Every public
