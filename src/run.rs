@@ -15,12 +15,13 @@
 
 use std::io::Write;
 
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::env::Environment;
 use crate::error::{Error, Result};
-use crate::learner::Learner;
+use crate::learner::{Learner, Refit, RefitConfig};
 use crate::real::Real;
 
 /// The environment's random stream for `seed` (ChaCha8, stream 0).
@@ -62,7 +63,9 @@ pub struct Series {
 }
 
 /// Per-step means and standard errors across seeds.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Equality compares the statistics, not `cpu_seconds_per_step`.
+#[derive(Debug, Clone)]
 pub struct Summary {
     /// Number of seeds averaged.
     pub seeds: usize,
@@ -74,6 +77,164 @@ pub struct Summary {
     pub cumulative_regret: Series,
     /// Fraction of seeds that took an optimal action at step t.
     pub optimal: Series,
+    /// The shadow comparison, when one was asked for ([`Observe::shadow`]).
+    pub shadow: Option<ShadowSummary>,
+    /// Mean and standard error across seeds of [`Observe::finish`], when given.
+    pub finish: Option<(f64, f64)>,
+    /// Mean time of one step of one seed (environment, act, learn, and any
+    /// shadow work), in seconds of one core.
+    pub cpu_seconds_per_step: f64,
+}
+
+impl PartialEq for Summary {
+    fn eq(&self, other: &Self) -> bool {
+        self.seeds == other.seeds
+            && self.reward == other.reward
+            && self.regret == other.regret
+            && self.cumulative_regret == other.cumulative_regret
+            && self.optimal == other.optimal
+            && self.shadow == other.shadow
+            && self.finish == other.finish
+    }
+}
+
+/// A shadow comparison: at chosen steps, the refit objective is solved on
+/// the playing learner's own history, and that optimum π*_t is compared
+/// with the learner's policy π_t on fixed probe contexts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shadow<F> {
+    /// The steps t (1-based: after the t-th interaction) to compare at.
+    pub at: Vec<usize>,
+    /// Probe contexts, one per row.
+    pub probes: Array2<F>,
+    /// The refit objective of the shadow (λ, weighting, tolerance).
+    pub config: RefitConfig<F>,
+    /// Whether the shadow is tabular (contexts of length 1, ignored).
+    pub tabular: bool,
+}
+
+impl<F: Real> Shadow<F> {
+    /// About `points` log-spaced steps in 1..=steps (distinct, increasing,
+    /// always including `steps`).
+    pub fn log_spaced(steps: usize, points: usize) -> Vec<usize> {
+        let mut at: Vec<usize> = (0..points)
+            .map(|i| {
+                let f = if points > 1 {
+                    i as f64 / (points - 1) as f64
+                } else {
+                    1.0
+                };
+                (steps as f64).powf(f).round() as usize
+            })
+            .filter(|&t| t >= 1 && t <= steps)
+            .collect();
+        at.push(steps);
+        at.sort_unstable();
+        at.dedup();
+        at
+    }
+
+    fn check(&self, steps: usize, d: usize) -> Result<()> {
+        if self.at.iter().any(|&t| t == 0 || t > steps) {
+            return Err(Error::InvalidParameter {
+                name: "shadow.at",
+                value: self.at.iter().copied().max().unwrap_or(0) as f64,
+                expected: "steps in 1..=steps of the run",
+            });
+        }
+        let want = if self.tabular { 1 } else { d };
+        if self.probes.ncols() != want || self.probes.nrows() == 0 {
+            return Err(Error::ContextLength {
+                expected: want,
+                got: self.probes.ncols(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Per shadow step, mean and standard error across seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowSummary {
+    /// The steps compared at.
+    pub at: Vec<usize>,
+    /// KL(π*_t ‖ π_t), averaged over the probe contexts.
+    pub kl: Series,
+    /// Expected regret of the learner's policy π_t, averaged over the probes:
+    /// max_a μ(x, a) − Σ_a π_t(a|x) μ(x, a).
+    pub regret_online: Series,
+    /// The same for the shadow optimum π*_t.
+    pub regret_refit: Series,
+}
+
+impl ShadowSummary {
+    /// Writes CSV with the header
+    /// `step,kl_mean,kl_se,regret_online_mean,regret_online_se,regret_refit_mean,regret_refit_se`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if writing fails.
+    pub fn write_csv<W: Write>(&self, mut w: W) -> Result<()> {
+        writeln!(
+            w,
+            "step,kl_mean,kl_se,regret_online_mean,regret_online_se,regret_refit_mean,regret_refit_se"
+        )?;
+        for (i, t) in self.at.iter().enumerate() {
+            writeln!(
+                w,
+                "{t},{},{},{},{},{},{}",
+                self.kl.mean[i],
+                self.kl.se[i],
+                self.regret_online.mean[i],
+                self.regret_online.se[i],
+                self.regret_refit.mean[i],
+                self.regret_refit.se[i]
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Runner::run_observed`] watches besides the per-step statistics.
+pub struct Observe<'a, F, L, E> {
+    /// A shadow comparison.
+    pub shadow: Option<&'a Shadow<F>>,
+    /// Called with each seed's learner and environment after its last step;
+    /// the values are averaged across seeds into [`Summary::finish`].
+    #[allow(clippy::type_complexity)]
+    pub finish: Option<&'a (dyn Fn(&mut L, &E) -> Result<f64> + Sync)>,
+}
+
+impl<F, L, E> Default for Observe<'_, F, L, E> {
+    fn default() -> Self {
+        Self {
+            shadow: None,
+            finish: None,
+        }
+    }
+}
+
+impl<F, L, E> std::fmt::Debug for Observe<'_, F, L, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observe")
+            .field("shadow", &self.shadow.is_some())
+            .field("finish", &self.finish.is_some())
+            .finish()
+    }
+}
+
+/// KL(p ‖ q) = Σ_a p_a (ln p_a − ln q_a), with 0 ln 0 = 0 and q floored at
+/// the smallest normal float (so that a q that underflowed gives a large,
+/// finite value).
+pub fn kl_divergence<F: Real>(p: &[F], q: &[F]) -> f64 {
+    p.iter()
+        .zip(q)
+        .filter(|(pa, _)| **pa > F::zero())
+        .map(|(&pa, &qa)| {
+            let (pa, qa) = (pa.f64(), qa.f64().max(f64::MIN_POSITIVE));
+            pa * (pa.ln() - qa.ln())
+        })
+        .sum::<f64>()
+        .max(0.0)
 }
 
 impl Summary {
@@ -203,14 +364,40 @@ impl Runner {
         ME: Fn(&mut ChaCha8Rng) -> Result<E> + Sync,
         ML: Fn() -> Result<L> + Sync,
     {
+        self.run_observed(make_env, make_learner, &Observe::default())
+    }
+
+    /// [`Runner::run`], also running a shadow comparison and a per-seed
+    /// final measurement when `observe` asks for them.
+    ///
+    /// # Errors
+    /// As [`Runner::run`]; [`Error::InvalidParameter`] or
+    /// [`Error::ContextLength`] for a shadow whose steps or probes do not fit.
+    pub fn run_observed<F, E, L, ME, ML>(
+        &self,
+        make_env: ME,
+        make_learner: ML,
+        observe: &Observe<'_, F, L, E>,
+    ) -> Result<Summary>
+    where
+        F: Real,
+        E: Environment<F>,
+        L: Learner<F>,
+        ME: Fn(&mut ChaCha8Rng) -> Result<E> + Sync,
+        ML: Fn() -> Result<L> + Sync,
+    {
         let groups = split(&self.seeds);
+        let shadow_len = observe.shadow.map_or(0, |s| s.at.len());
         let play_group = |seeds: &&[u64]| -> Result<Accumulator> {
-            let mut acc = Accumulator::new(self.steps);
+            let mut acc = Accumulator::new(self.steps, shadow_len);
             for &seed in seeds.iter() {
                 acc.begin_seed();
-                play(seed, self.steps, &make_env, &make_learner, |t, s| {
-                    acc.push(t, &s)
+                let started = std::time::Instant::now();
+                let end = play(seed, self.steps, &make_env, &make_learner, observe, |rec| {
+                    acc.push(rec)
                 })?;
+                acc.cpu_seconds += started.elapsed().as_secs_f64();
+                acc.push_finish(end);
             }
             Ok(acc)
         };
@@ -227,8 +414,9 @@ impl Runner {
                 Some(t) => t.merge(&acc),
             });
         }
+        let at = observe.shadow.map(|s| s.at.clone());
         match total {
-            Some(t) => Ok(t.finish()),
+            Some(t) => Ok(t.finish(at, observe.finish.is_some())),
             None => Err(Error::InvalidParameter {
                 name: "num_seeds",
                 value: 0.0,
@@ -255,9 +443,18 @@ impl Runner {
         ML: Fn() -> Result<L>,
     {
         let mut out = Vec::with_capacity(self.steps);
-        play(seed, self.steps, &make_env, &make_learner, |_, s| {
-            out.push(s)
-        })?;
+        play(
+            seed,
+            self.steps,
+            &make_env,
+            &make_learner,
+            &Observe::default(),
+            |rec| {
+                if let Record::Step(_, s) = rec {
+                    out.push(s)
+                }
+            },
+        )?;
         Ok(out)
     }
 }
@@ -298,14 +495,24 @@ fn split(seeds: &[u64]) -> Vec<&[u64]> {
     out
 }
 
-/// Plays one seed, calling `on_step(t, step)` for t = 0..steps.
+/// What [`play`] reports as it goes.
+enum Record {
+    /// Step t (0-based) and what happened.
+    Step(usize, Step),
+    /// Shadow comparison number i: [KL, regret online, regret refit].
+    Shadow(usize, [f64; 3]),
+}
+
+/// Plays one seed, reporting every step (and every shadow comparison) to
+/// `on_record`; returns the value of `observe.finish`, if any.
 fn play<F, E, L, ME, ML>(
     seed: u64,
     steps: usize,
     make_env: &ME,
     make_learner: &ML,
-    mut on_step: impl FnMut(usize, Step),
-) -> Result<()>
+    observe: &Observe<'_, F, L, E>,
+    mut on_record: impl FnMut(Record),
+) -> Result<Option<f64>>
 where
     F: Real,
     E: Environment<F>,
@@ -332,8 +539,22 @@ where
             got: learner.num_actions(),
         }));
     }
+    let mut shadow = match observe.shadow {
+        Some(sh) => {
+            sh.check(steps, env.context_dim()).map_err(fail(0))?;
+            let learner = if sh.tabular {
+                Refit::tabular(k, sh.config)
+            } else {
+                Refit::linear(k, env.context_dim(), sh.config)
+            }
+            .map_err(fail(0))?;
+            Some((sh, learner, 0usize))
+        }
+        None => None,
+    };
     let mut x = vec![F::zero(); env.context_dim()];
     let mut mu = vec![F::zero(); k];
+    let (mut p, mut p_star) = (vec![F::zero(); k], vec![F::zero(); k]);
     for t in 0..steps {
         let step = (|| -> Result<Step> {
             env.next_context(&mut env_rng, &mut x)?;
@@ -343,6 +564,9 @@ where
             let chosen = mu[d.action];
             let r = env.reward(d.action, &mut env_rng)?;
             learner.learn(&x, d.action, r, d.propensity)?;
+            if let Some((_, shadow_learner, _)) = &mut shadow {
+                shadow_learner.learn(&x, d.action, r, d.propensity)?;
+            }
             Ok(Step {
                 action: d.action,
                 propensity: d.propensity.f64(),
@@ -352,26 +576,78 @@ where
             })
         })()
         .map_err(fail(t + 1))?;
-        on_step(t, step);
+        on_record(Record::Step(t, step));
+        if let Some((sh, shadow_learner, next)) = &mut shadow {
+            if sh.at.get(*next) == Some(&(t + 1)) {
+                let mut sums = [0.0; 3];
+                for probe in sh.probes.rows() {
+                    let probe: Vec<F> = probe.iter().copied().collect();
+                    (|| -> Result<()> {
+                        shadow_learner.policy_into(&probe, &mut p_star)?;
+                        learner.policy_into(&probe, &mut p)?;
+                        env.expected_rewards_at(&probe, &mut mu)?;
+                        Ok(())
+                    })()
+                    .map_err(fail(t + 1))?;
+                    let best = mu.iter().fold(F::neg_infinity(), |m, &v| m.max(v)).f64();
+                    let value = |q: &[F]| -> f64 {
+                        q.iter().zip(&mu).map(|(a, b)| a.f64() * b.f64()).sum()
+                    };
+                    sums[0] += kl_divergence(&p_star, &p);
+                    sums[1] += best - value(&p);
+                    sums[2] += best - value(&p_star);
+                }
+                let n = sh.probes.nrows() as f64;
+                on_record(Record::Shadow(*next, sums.map(|v| v / n)));
+                *next += 1;
+            }
+        }
     }
-    Ok(())
+    match observe.finish {
+        Some(f) => f(&mut learner, &env).map(Some).map_err(fail(steps)),
+        None => Ok(None),
+    }
 }
 
-/// Welford accumulators per step for the four summarized quantities.
+/// Welford accumulators (mean, M2) of one quantity.
+type Welford = (f64, f64);
+
+fn welford_push(acc: &mut Welford, v: f64, n: f64) {
+    let delta = v - acc.0;
+    acc.0 += delta / n;
+    acc.1 += delta * (v - acc.0);
+}
+
+/// Chan et al.'s pairwise merge of two Welford accumulators.
+fn welford_merge(a: &mut Welford, b: &Welford, na: f64, nb: f64) {
+    let n = na + nb;
+    let delta = b.0 - a.0;
+    a.0 += delta * nb / n;
+    a.1 += b.1 + delta * delta * na * nb / n;
+}
+
+/// Per-step (and per shadow step) accumulators over the seeds of a group.
 #[derive(Debug, Clone)]
 struct Accumulator {
     n: usize,
     cum: f64,
-    /// [reward, regret, cumulative regret, optimal] × (mean, M2), per step.
-    stats: Vec<[(f64, f64); 4]>,
+    /// [reward, regret, cumulative regret, optimal], per step.
+    stats: Vec<[Welford; 4]>,
+    /// [KL, regret online, regret refit], per shadow step.
+    shadow: Vec<[Welford; 3]>,
+    finish: Welford,
+    cpu_seconds: f64,
 }
 
 impl Accumulator {
-    fn new(steps: usize) -> Self {
+    fn new(steps: usize, shadow_steps: usize) -> Self {
         Self {
             n: 0,
             cum: 0.0,
             stats: vec![[(0.0, 0.0); 4]; steps],
+            shadow: vec![[(0.0, 0.0); 3]; shadow_steps],
+            finish: (0.0, 0.0),
+            cpu_seconds: 0.0,
         }
     }
 
@@ -381,70 +657,91 @@ impl Accumulator {
     }
 
     #[inline]
-    fn push(&mut self, t: usize, s: &Step) {
-        self.cum += s.regret;
-        let values = [s.reward, s.regret, self.cum, f64::from(u8::from(s.optimal))];
+    fn push(&mut self, rec: Record) {
         let n = self.n as f64;
-        if let Some(row) = self.stats.get_mut(t) {
-            for ((mean, m2), v) in row.iter_mut().zip(values) {
-                let delta = v - *mean;
-                *mean += delta / n;
-                *m2 += delta * (v - *mean);
+        match rec {
+            Record::Step(t, s) => {
+                self.cum += s.regret;
+                let values = [s.reward, s.regret, self.cum, f64::from(u8::from(s.optimal))];
+                if let Some(row) = self.stats.get_mut(t) {
+                    for (acc, v) in row.iter_mut().zip(values) {
+                        welford_push(acc, v, n);
+                    }
+                }
+            }
+            Record::Shadow(i, values) => {
+                if let Some(row) = self.shadow.get_mut(i) {
+                    for (acc, v) in row.iter_mut().zip(values) {
+                        welford_push(acc, v, n);
+                    }
+                }
             }
         }
     }
 
-    /// Chan et al.'s pairwise merge.
+    fn push_finish(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            welford_push(&mut self.finish, v, self.n as f64);
+        }
+    }
+
     fn merge(mut self, other: &Accumulator) -> Accumulator {
         let (na, nb) = (self.n as f64, other.n as f64);
-        let n = na + nb;
         for (ra, rb) in self.stats.iter_mut().zip(&other.stats) {
-            for ((ma, m2a), &(mb, m2b)) in ra.iter_mut().zip(rb) {
-                let delta = mb - *ma;
-                *ma += delta * nb / n;
-                *m2a += m2b + delta * delta * na * nb / n;
+            for (a, b) in ra.iter_mut().zip(rb) {
+                welford_merge(a, b, na, nb);
             }
         }
+        for (ra, rb) in self.shadow.iter_mut().zip(&other.shadow) {
+            for (a, b) in ra.iter_mut().zip(rb) {
+                welford_merge(a, b, na, nb);
+            }
+        }
+        welford_merge(&mut self.finish, &other.finish, na, nb);
         self.n += other.n;
+        self.cpu_seconds += other.cpu_seconds;
         self
     }
 
-    fn finish(self) -> Summary {
+    fn finish(self, shadow_at: Option<Vec<usize>>, has_finish: bool) -> Summary {
         let n = self.n;
-        let steps = self.stats.len();
-        let mut series: Vec<Series> = (0..4)
-            .map(|_| Series {
-                mean: Vec::with_capacity(steps),
-                se: Vec::with_capacity(steps),
-            })
-            .collect();
-        for row in &self.stats {
-            for (s, &(mean, m2)) in series.iter_mut().zip(row) {
-                s.mean.push(mean);
-                s.se.push(if n >= 2 {
-                    (m2.max(0.0) / ((n - 1) as f64) / n as f64).sqrt()
-                } else {
-                    0.0
-                });
+        let se = |m2: f64| {
+            if n >= 2 {
+                (m2.max(0.0) / ((n - 1) as f64) / n as f64).sqrt()
+            } else {
+                0.0
             }
-        }
-        let optimal = series.pop().unwrap_or_else(empty);
-        let cumulative_regret = series.pop().unwrap_or_else(empty);
-        let regret = series.pop().unwrap_or_else(empty);
-        let reward = series.pop().unwrap_or_else(empty);
+        };
+        let series = |rows: &dyn Fn(usize) -> Option<Welford>| -> Series {
+            let mut s = Series {
+                mean: Vec::new(),
+                se: Vec::new(),
+            };
+            let mut i = 0;
+            while let Some((mean, m2)) = rows(i) {
+                s.mean.push(mean);
+                s.se.push(se(m2));
+                i += 1;
+            }
+            s
+        };
+        let step_series = |c: usize| series(&|i| self.stats.get(i).map(|r| r[c]));
+        let shadow_series = |c: usize| series(&|i| self.shadow.get(i).map(|r| r[c]));
+        let steps = self.stats.len();
         Summary {
             seeds: n,
-            reward,
-            regret,
-            cumulative_regret,
-            optimal,
+            reward: step_series(0),
+            regret: step_series(1),
+            cumulative_regret: step_series(2),
+            optimal: step_series(3),
+            shadow: shadow_at.map(|at| ShadowSummary {
+                at,
+                kl: shadow_series(0),
+                regret_online: shadow_series(1),
+                regret_refit: shadow_series(2),
+            }),
+            finish: has_finish.then(|| (self.finish.0, se(self.finish.1))),
+            cpu_seconds_per_step: self.cpu_seconds / (n.max(1) * steps.max(1)) as f64,
         }
-    }
-}
-
-fn empty() -> Series {
-    Series {
-        mean: Vec::new(),
-        se: Vec::new(),
     }
 }

@@ -55,6 +55,11 @@ impl<F: Real> Environment<F> for Drifting<F> {
         copy_means(&self.means, out)
     }
 
+    fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
+        crate::policy::check_context(x, 1)?;
+        copy_means(&self.means, out)
+    }
+
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {
         check_action(action, self.means.len())?;
         let eps: F = std_normal(rng);

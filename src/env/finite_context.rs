@@ -73,6 +73,14 @@ impl<F: Real> FiniteContext<F> {
         Self::new(&means)
     }
 
+    /// The M one-hot contexts, one per row: probe contexts that cover the environment.
+    pub fn contexts(&self) -> Array2<F> {
+        Array2::from_shape_fn(
+            (self.m, self.m),
+            |(i, j)| if i == j { F::one() } else { F::zero() },
+        )
+    }
+
     /// The index of the current context.
     pub fn current(&self) -> usize {
         self.current
@@ -114,6 +122,24 @@ impl<F: Real> Environment<F> for FiniteContext<F> {
         check_len("out", out.len(), self.k)?;
         out.copy_from_slice(self.row());
         Ok(())
+    }
+
+    fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
+        crate::policy::check_context(x, self.m)?;
+        check_len("out", out.len(), self.k)?;
+        let ones = x.iter().filter(|v| **v == F::one()).count();
+        let zeros = x.iter().filter(|v| **v == F::zero()).count();
+        match x.iter().position(|v| *v == F::one()) {
+            Some(c) if ones == 1 && zeros + 1 == self.m => {
+                out.copy_from_slice(&self.means[c * self.k..(c + 1) * self.k]);
+                Ok(())
+            }
+            _ => Err(Error::InvalidParameter {
+                name: "x",
+                value: f64::NAN,
+                expected: "one of the environment's one-hot contexts",
+            }),
+        }
     }
 
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {

@@ -106,9 +106,14 @@ impl<F: Real> Environment<F> for LinearContextual<F> {
     }
 
     fn expected_rewards(&self, out: &mut [F]) -> Result<()> {
+        self.expected_rewards_at(&self.x, out)
+    }
+
+    fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
+        crate::policy::check_context(x, self.d)?;
         check_len("out", out.len(), self.k)?;
         for (o, w) in out.iter_mut().zip(self.weights.chunks_exact(self.d)) {
-            *o = dot(w, &self.x);
+            *o = dot(w, x);
         }
         Ok(())
     }

@@ -47,6 +47,17 @@ pub trait Environment<F: Real> {
     /// [`Error::Length`] if `out` has the wrong length.
     fn expected_rewards(&self, out: &mut [F]) -> Result<()>;
 
+    /// Writes the expected reward of every action at context `x` (in the
+    /// environment's current state, e.g. its drift) into `out` (length K),
+    /// without drawing anything: for evaluating a policy at probe contexts.
+    ///
+    /// # Errors
+    /// [`Error::ContextLength`], [`Error::NonFiniteContext`], [`Error::Length`]
+    /// for `out`, and [`Error::InvalidParameter`] for a context the
+    /// environment never emits (a finite-context bandit takes only its
+    /// one-hot contexts).
+    fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()>;
+
     /// Draws the reward of `action` at the current context and advances the
     /// environment to the next step.
     ///

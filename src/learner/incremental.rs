@@ -257,6 +257,11 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
         self.acted.then(|| &self.probs[..k])
     }
 
+    fn policy_into(&mut self, x: &[F], out: &mut [F]) -> Result<()> {
+        crate::policy::check_len("out", out.len(), self.policy.num_actions())?;
+        self.policy.probabilities_into(x, out).map(|_| ())
+    }
+
     #[inline]
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
         check_interaction(action, self.policy.num_actions(), reward, propensity)?;

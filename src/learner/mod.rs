@@ -45,6 +45,14 @@ pub trait Learner<F: Real> {
     /// π(· | x) of the last successful [`Learner::act`], or `None` before the first.
     fn probabilities(&self) -> Option<&[F]>;
 
+    /// Writes π(· | x) of the policy the next [`Learner::act`] samples from
+    /// into `out` (length K), without sampling. A learner that refits before
+    /// acting refits first if it is due, exactly as `act` would.
+    ///
+    /// # Errors
+    /// As [`Learner::act`], and [`Error::Length`] for `out`.
+    fn policy_into(&mut self, x: &[F], out: &mut [F]) -> Result<()>;
+
     /// Learns from one interaction: at context `x` the action `action`, sampled
     /// with probability `propensity`, earned `reward`.
     ///

@@ -227,6 +227,20 @@ impl<F: Real> Refit<F> {
         Ok(if self.tabular { one } else { x })
     }
 
+    /// Refits if due, then writes π(·|x) (padded) into `scratch`.
+    fn current_policy(&mut self, x: &[F]) -> Result<()> {
+        let one = [F::one()];
+        let state = self.state(x, &one)?;
+        if self.pending >= self.config.refit_every {
+            self.refit_now()?;
+        }
+        match &self.closed {
+            Some(p) => self.scratch.copy_from_slice(p),
+            None => self.obj.probs_at(&self.theta_t, state, &mut self.scratch)?,
+        }
+        Ok(())
+    }
+
     /// Refits now if anything was learned since the last refit.
     ///
     /// # Errors
@@ -283,15 +297,7 @@ impl<F: Real> Learner<F> for Refit<F> {
     }
 
     fn act<R: Rng + ?Sized>(&mut self, x: &[F], rng: &mut R) -> Result<Decision<F>> {
-        let one = [F::one()];
-        let state = self.state(x, &one)?;
-        if self.pending >= self.config.refit_every {
-            self.refit_now()?;
-        }
-        match &self.closed {
-            Some(p) => self.scratch.copy_from_slice(p),
-            None => self.obj.probs_at(&self.theta_t, state, &mut self.scratch)?,
-        }
+        self.current_policy(x)?;
         std::mem::swap(&mut self.probs, &mut self.scratch);
         self.acted = true;
         let action = sample(&self.probs[..self.k], rng);
@@ -303,6 +309,13 @@ impl<F: Real> Learner<F> for Refit<F> {
 
     fn probabilities(&self) -> Option<&[F]> {
         self.acted.then(|| &self.probs[..self.k])
+    }
+
+    fn policy_into(&mut self, x: &[F], out: &mut [F]) -> Result<()> {
+        crate::policy::check_len("out", out.len(), self.k)?;
+        self.current_policy(x)?;
+        out.copy_from_slice(&self.scratch[..self.k]);
+        Ok(())
     }
 
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
