@@ -35,6 +35,8 @@ pub(crate) struct Warm<F> {
     value: F,
     have_grad: bool,
     c: Vec<F>,
+    /// Secant pairs of the current refit, not yet folded into H.
+    pairs: Pairs<F>,
     scratch: Scratch<F>,
     /// Times the lagged Hessian was replaced by a freshly formed one.
     pub refreshes: usize,
@@ -73,6 +75,7 @@ impl<F: Real> Warm<F> {
             value: F::zero(),
             have_grad: false,
             c: vec![F::zero(); kp],
+            pairs: Pairs::default(),
             scratch: Scratch {
                 s: vec![F::zero(); k * d],
                 y: vec![F::zero(); k * d],
@@ -114,6 +117,7 @@ impl<F: Real> Warm<F> {
 
     /// Drops everything carried over (after θ was changed from outside).
     pub(crate) fn reset(&mut self) {
+        self.pairs.clear();
         self.have_grad = false;
         self.h_valid = false;
         self.chol_valid = false;
@@ -151,6 +155,7 @@ impl<F: Real> Warm<F> {
                 None
             };
             if let Some(stop) = stop {
+                self.fold_pairs();
                 return Ok(Report {
                     iterations,
                     passes,
@@ -176,7 +181,7 @@ impl<F: Real> Warm<F> {
                 }
             }
             obj.to_flat(&self.grad_t, &mut sc.s);
-            crate::simd::solve(&self.ws.chol, n, &mut sc.s);
+            self.pairs.apply_inverse(&self.ws.chol, n, &mut sc.s);
             obj.to_padded(&sc.s, &mut sc.dir_t);
             let expected: F = sc
                 .dir_t
@@ -214,8 +219,10 @@ impl<F: Real> Warm<F> {
                 *yi = g0 - g1;
             }
             obj.to_flat(&sc.y_t, &mut sc.y);
-            bfgs_update(&mut self.ws.h, n, &sc.s, &sc.y, &mut sc.hs);
-            self.chol_valid = false;
+            // Kept as a pair (applied by the two-loop recursion on top of
+            // the factor), folded into H when the refit ends: one
+            // factorization per refit.
+            self.pairs.push(&sc.s, &sc.y);
             theta_t.copy_from_slice(&sc.trial_t);
             std::mem::swap(&mut self.grad_t, &mut sc.trial_grad_t);
             self.value = vt;
@@ -224,8 +231,24 @@ impl<F: Real> Warm<F> {
                 break;
             }
         }
+        self.pairs.clear();
         self.refreshes += 1;
         self.full_newton(obj, theta_t, options, iterations, passes)
+    }
+
+    /// Applies the secant pairs of this refit to H (BFGS, in order) and
+    /// drops them; H has then changed, so its factor is stale.
+    fn fold_pairs(&mut self) {
+        if self.pairs.is_empty() {
+            return;
+        }
+        let n = self.n;
+        let hs = &mut self.scratch.hs;
+        for (s, y) in self.pairs.iter() {
+            bfgs_update(&mut self.ws.h, n, s, y, hs);
+        }
+        self.pairs.clear();
+        self.chol_valid = false;
     }
 
     /// Newton with freshly formed Hessians from `theta_t`, keeping the last
@@ -282,6 +305,75 @@ fn bfgs_update<F: Real>(h: &mut [F], n: usize, s: &[F], y: &[F], hs: &mut [F]) {
         let (a, b) = (hs[i] / shs, y[i] / ys);
         for j in 0..=i {
             h[i * n + j] += y[j] * b - hs[j] * a;
+        }
+    }
+}
+
+/// BFGS secant pairs (s, y, 1/yᵀs) applied on top of a factored H₀ by the
+/// two-loop recursion: H⁻¹ = (I − ρ s yᵀ) H₀⁻¹ (I − ρ y sᵀ) + ρ s sᵀ, nested.
+#[derive(Debug, Clone, Default)]
+struct Pairs<F> {
+    s: Vec<Vec<F>>,
+    y: Vec<Vec<F>>,
+    rho: Vec<F>,
+    alpha: Vec<F>,
+}
+
+impl<F: Real> Pairs<F> {
+    fn is_empty(&self) -> bool {
+        self.rho.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.s.clear();
+        self.y.clear();
+        self.rho.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[F], &[F])> {
+        self.s.iter().zip(&self.y).map(|(s, y)| (&s[..], &y[..]))
+    }
+
+    /// Keeps (s, y) if yᵀs > 0 (the curvature condition, which keeps the
+    /// updated matrix positive definite).
+    fn push(&mut self, s: &[F], y: &[F]) {
+        let ys: F = y.iter().zip(s).map(|(a, b)| *a * *b).sum();
+        let ss: F = s.iter().map(|a| *a * *a).sum();
+        if ys > F::c(1e-12) * ss && ys.is_finite() {
+            self.s.push(s.to_vec());
+            self.y.push(y.to_vec());
+            self.rho.push(F::one() / ys);
+        }
+    }
+
+    /// q ← H⁻¹ q, with H₀ = L Lᵀ given by `chol`.
+    fn apply_inverse(&mut self, chol: &[F], n: usize, q: &mut [F]) {
+        let m = self.rho.len();
+        self.alpha.resize(m, F::zero());
+        for i in (0..m).rev() {
+            let a = self.rho[i]
+                * self.s[i]
+                    .iter()
+                    .zip(q.iter())
+                    .map(|(a, b)| *a * *b)
+                    .sum::<F>();
+            self.alpha[i] = a;
+            for (qj, &yj) in q.iter_mut().zip(&self.y[i]) {
+                *qj -= a * yj;
+            }
+        }
+        crate::simd::solve(chol, n, q);
+        for i in 0..m {
+            let b = self.rho[i]
+                * self.y[i]
+                    .iter()
+                    .zip(q.iter())
+                    .map(|(a, b)| *a * *b)
+                    .sum::<F>();
+            let c = self.alpha[i] - b;
+            for (qj, &sj) in q.iter_mut().zip(&self.s[i]) {
+                *qj += c * sj;
+            }
         }
     }
 }

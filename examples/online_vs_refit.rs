@@ -1,0 +1,801 @@
+//! The crate's main job: an incremental REINFORCE learner and a learner that
+//! refits to convergence before every action, played with common random
+//! numbers on the same environments, and how far apart their policies are.
+//!
+//! Run it with
+//! ```text
+//! cargo run --release --example online_vs_refit
+//! cargo run --release --example online_vs_refit -- --seeds 200 --steps 5000 --csv out --svg out
+//! ```
+//!
+//! For each of four environments (a 10-armed Bernoulli bandit, a linear
+//! contextual bandit, a finite-context bandit and a drifting bandit) it plays
+//! both learners over the same seeds and prints: cumulative expected regret
+//! at the last step (mean ± standard error over seeds), % optimal action over
+//! the last 10% of steps, CPU time per step, and the shadow `KL`: at
+//! log-spaced steps the refit objective is solved on the playing learner's
+//! own history and KL(π*_t ‖ π_t) is averaged over fixed probe contexts. For
+//! the refit learner that KL is ~0 (it *is* the optimum); for the incremental
+//! learner it measures how far one gradient step per interaction is from
+//! the optimum of the same history. Then a λ sweep of the refit learner on
+//! the Bernoulli bandit shows how often it locks onto a suboptimal arm: the
+//! fraction of seeds whose final policy puts more than 90% on one.
+//!
+//! Flags: `--seeds N` (default 64), `--steps T` (default 2000), `--csv DIR`
+//! (per-step traces, one CSV per environment, plus the shadow and the λ
+//! sweep), `--svg DIR` (plots), `--quiet` (no progress line on stderr).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ndarray::Array2;
+use plotters::prelude::*;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use refit::env::{Bernoulli, Drifting, Environment, FiniteContext, LinearContextual};
+use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
+use refit::objective::Weighting;
+use refit::run::{Observe, Runner, Shadow, Summary};
+
+const USAGE: &str =
+    "usage: online_vs_refit [--seeds N] [--steps T] [--csv DIR] [--svg DIR] [--quiet]";
+const K: usize = 10;
+const ALPHA: f64 = 0.1;
+
+struct Args {
+    seeds: usize,
+    steps: usize,
+    csv: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    quiet: bool,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut out = Args {
+        seeds: 64,
+        steps: 2000,
+        csv: None,
+        svg: None,
+        quiet: false,
+    };
+    let mut it = args;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seeds" => out.seeds = positive(&flag, &value()?)?,
+            "--steps" => {
+                out.steps = positive(&flag, &value()?)?;
+                if out.steps < 10 {
+                    return Err(format!("--steps must be at least 10, got {}", out.steps));
+                }
+            }
+            "--csv" => out.csv = Some(PathBuf::from(value()?)),
+            "--svg" => out.svg = Some(PathBuf::from(value()?)),
+            "--quiet" => out.quiet = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown flag `{other}`")),
+        }
+    }
+    Ok(out)
+}
+
+fn positive(flag: &str, v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag} takes a positive integer, got `{v}`")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One environment of the comparison and what both learners need for it.
+struct Setting {
+    name: &'static str,
+    title: &'static str,
+    /// Context length (1 for the plain bandits, whose learners are tabular).
+    d: usize,
+    tabular: bool,
+    weighting: Weighting<f64>,
+    probes: Array2<f64>,
+}
+
+/// Both learners' summaries on one environment.
+struct Outcome {
+    setting: Setting,
+    online: Summary,
+    refit: Summary,
+}
+
+fn refit_config(weighting: Weighting<f64>) -> RefitConfig<f64> {
+    RefitConfig {
+        lambda: 1.0,
+        weighting,
+        ..RefitConfig::default()
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    for dir in [&args.csv, &args.svg].into_iter().flatten() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let runner = Runner::new(args.steps, args.seeds)?;
+    let at = Shadow::<f64>::log_spaced(args.steps, 8);
+    let one = Array2::from_elem((1, 1), 1.0);
+    // Probe contexts of the linear contextual bandit: 32 fixed N(0, I) draws.
+    let mut probe_rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
+    let gaussian_probes = Array2::from_shape_fn((32, 8), |_| {
+        let z: f64 = StandardNormal.sample(&mut probe_rng);
+        z
+    });
+    let bernoulli_means: Vec<f64> = (0..K).map(|a| 0.05 + 0.09 * a as f64).collect();
+    // Rewards of the Gaussian-noise bandits are unbounded below, so they are
+    // weighted by exp(r); the 0/1 rewards of the Bernoulli bandits by r itself.
+    let settings = [
+        Setting {
+            name: "bernoulli",
+            title: "10-armed Bernoulli bandit (means 0.05 .. 0.86)",
+            d: 1,
+            tabular: true,
+            weighting: Weighting::Identity,
+            probes: one.clone(),
+        },
+        Setting {
+            name: "linear_contextual",
+            title: "linear contextual bandit (K = 10, d = 8, noise 0.5)",
+            d: 8,
+            tabular: false,
+            weighting: Weighting::Exp(1.0),
+            probes: gaussian_probes,
+        },
+        Setting {
+            name: "finite_context",
+            title: "finite-context Bernoulli bandit (5 one-hot contexts, K = 10)",
+            d: 5,
+            tabular: false,
+            weighting: Weighting::Identity,
+            probes: Array2::from_shape_fn((5, 5), |(i, j)| f64::from(u8::from(i == j))),
+        },
+        Setting {
+            name: "drifting",
+            title: "drifting Gaussian bandit (K = 10, walk sd 0.01, noise 1)",
+            d: 1,
+            tabular: true,
+            weighting: Weighting::Exp(1.0),
+            probes: one.clone(),
+        },
+    ];
+    let progress = Progress::new(!args.quiet);
+    let mut outcomes = Vec::new();
+    for (i, setting) in settings.into_iter().enumerate() {
+        progress.say(&format!("[{}/4] {}", i + 1, setting.name));
+        let config = refit_config(setting.weighting);
+        let shadow = Shadow {
+            at: at.clone(),
+            probes: setting.probes.clone(),
+            config,
+            tabular: setting.tabular,
+        };
+        let (online, refit) = match setting.name {
+            "bernoulli" => {
+                let env = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(bernoulli_means.clone());
+                both(&runner, &shadow, env, &setting)?
+            }
+            "linear_contextual" => {
+                let env =
+                    |rng: &mut rand_chacha::ChaCha8Rng| LinearContextual::random(K, 8, 0.5, rng);
+                both(&runner, &shadow, env, &setting)?
+            }
+            "finite_context" => {
+                let env = |rng: &mut rand_chacha::ChaCha8Rng| FiniteContext::random(5, K, rng);
+                both(&runner, &shadow, env, &setting)?
+            }
+            _ => {
+                let env = |_: &mut rand_chacha::ChaCha8Rng| Drifting::new(vec![0.0; K], 1.0, 0.01);
+                both(&runner, &shadow, env, &setting)?
+            }
+        };
+        outcomes.push(Outcome {
+            setting,
+            online,
+            refit,
+        });
+    }
+    progress.say("λ sweep");
+    let sweep = lambda_sweep(&runner, &bernoulli_means)?;
+    progress.done();
+
+    println!(
+        "online (REINFORCE, α = {ALPHA}, running-mean baseline) vs refit (λ = 1, refit before every action)"
+    );
+    println!(
+        "{} seeds × {} steps, common random numbers per seed\n",
+        args.seeds, args.steps
+    );
+    for o in &outcomes {
+        print_table(o, args.steps);
+    }
+    print_sweep(&sweep, args.steps);
+
+    if let Some(dir) = &args.csv {
+        for o in &outcomes {
+            write_traces(&dir.join(format!("{}.csv", o.setting.name)), o)?;
+        }
+        write_sweep(&dir.join("lambda_sweep.csv"), &sweep)?;
+        println!("wrote CSV files to {}", dir.display());
+    }
+    if let Some(dir) = &args.svg {
+        for o in &outcomes {
+            plot_outcome(&dir.join(format!("{}.svg", o.setting.name)), o)?;
+        }
+        plot_sweep(&dir.join("lambda_sweep.svg"), &sweep)?;
+        println!("wrote SVG plots to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Plays the incremental and the refit learner on `env`, each with a shadow.
+fn both<E, ME>(
+    runner: &Runner,
+    shadow: &Shadow<f64>,
+    env: ME,
+    s: &Setting,
+) -> Result<(Summary, Summary), refit::Error>
+where
+    E: Environment<f64>,
+    ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
+{
+    let step = StepSize::Constant(ALPHA);
+    let config = shadow.config;
+    if s.tabular {
+        let online = runner.run_observed(
+            &env,
+            || Incremental::tabular(K, step, Baseline::RunningMean),
+            &Observe {
+                shadow: Some(shadow),
+                finish: None,
+            },
+        )?;
+        let refit = runner.run_observed(
+            &env,
+            || Refit::tabular(K, config),
+            &Observe {
+                shadow: Some(shadow),
+                finish: None,
+            },
+        )?;
+        Ok((online, refit))
+    } else {
+        let online = runner.run_observed(
+            &env,
+            || Incremental::linear(K, s.d, step, Baseline::RunningMean),
+            &Observe {
+                shadow: Some(shadow),
+                finish: None,
+            },
+        )?;
+        let refit = runner.run_observed(
+            &env,
+            || Refit::linear(K, s.d, config),
+            &Observe {
+                shadow: Some(shadow),
+                finish: None,
+            },
+        )?;
+        Ok((online, refit))
+    }
+}
+
+/// The λ of the sweep; 0 selects the closed form.
+const LAMBDAS: [f64; 4] = [0.0, 1e-3, 1e-1, 1.0];
+
+/// For each λ: the refit learner's summary on the Bernoulli bandit, whose
+/// finish value is 1 when the final policy puts > 90% on a suboptimal arm.
+fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<(f64, Summary)>, refit::Error> {
+    let best = means.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let locked = move |l: &mut Refit<f64>, _: &Bernoulli<f64>| -> refit::Result<f64> {
+        let mut p = vec![0.0; K];
+        l.policy_into(&[1.0], &mut p)?;
+        let stuck = p.iter().zip(means).any(|(pa, m)| *pa > 0.9 && *m < best);
+        Ok(f64::from(u8::from(stuck)))
+    };
+    LAMBDAS
+        .iter()
+        .map(|&lambda| {
+            let config = RefitConfig {
+                lambda,
+                ..refit_config(Weighting::Identity)
+            };
+            let summary = runner.run_observed(
+                |_| Bernoulli::new(means.to_vec()),
+                || Refit::tabular(K, config),
+                &Observe {
+                    shadow: None,
+                    finish: Some(&locked),
+                },
+            )?;
+            Ok((lambda, summary))
+        })
+        .collect()
+}
+
+fn print_table(o: &Outcome, steps: usize) {
+    let at = &o
+        .refit
+        .shadow
+        .as_ref()
+        .map(|s| s.at.clone())
+        .unwrap_or_default();
+    // Three KL columns: early, middle and last shadow steps.
+    let cols: Vec<usize> = match at.len() {
+        0 => vec![],
+        n => vec![n / 4, n / 2, n - 1],
+    };
+    println!("{}", o.setting.title);
+    print!(
+        "  {:<8} {:>22} {:>15} {:>12}",
+        "learner", "cum. regret at T", "% optimal", "time/step"
+    );
+    for &c in &cols {
+        print!(" {:>18}", format!("KL at t={}", at[c]));
+    }
+    println!();
+    let tail = (steps / 10).max(1);
+    for (name, s) in [("online", &o.online), ("refit", &o.refit)] {
+        let t = steps - 1;
+        let opt: f64 = s.optimal.mean[steps - tail..].iter().sum::<f64>() / tail as f64;
+        print!(
+            "  {:<8} {:>22} {:>15} {:>12}",
+            name,
+            format!(
+                "{:.2} ± {:.2}",
+                s.cumulative_regret.mean[t], s.cumulative_regret.se[t]
+            ),
+            format!("{:.1}", 100.0 * opt),
+            format_time(s.cpu_seconds_per_step),
+        );
+        if let Some(sh) = &s.shadow {
+            for &c in &cols {
+                print!(
+                    " {:>18}",
+                    format!("{:.2e} ± {:.1e}", sh.kl.mean[c], sh.kl.se[c])
+                );
+            }
+        }
+        println!();
+    }
+    println!();
+}
+
+fn format_time(seconds: f64) -> String {
+    if seconds < 1e-6 {
+        format!("{:.0} ns", seconds * 1e9)
+    } else if seconds < 1e-3 {
+        format!("{:.1} µs", seconds * 1e6)
+    } else {
+        format!("{:.2} ms", seconds * 1e3)
+    }
+}
+
+fn print_sweep(sweep: &[(f64, Summary)], steps: usize) {
+    println!(
+        "λ sweep of the refit learner on the Bernoulli bandit: seeds locked onto a suboptimal arm"
+    );
+    println!(
+        "  {:<16} {:>24} {:>22}",
+        "λ", "locked (> 90% on one)", "cum. regret at T"
+    );
+    for (lambda, s) in sweep {
+        let (m, se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
+        let label = if *lambda == 0.0 {
+            "0 (closed form)".to_string()
+        } else {
+            format!("{lambda:e}")
+        };
+        println!(
+            "  {:<16} {:>24} {:>22}",
+            label,
+            format!("{:.1}% ± {:.1}%", 100.0 * m, 100.0 * se),
+            format!(
+                "{:.2} ± {:.2}",
+                s.cumulative_regret.mean[steps - 1],
+                s.cumulative_regret.se[steps - 1]
+            )
+        );
+    }
+    println!();
+}
+
+fn write_traces(path: &Path, o: &Outcome) -> std::io::Result<()> {
+    let mut w = BufWriter::new(File::create(path)?);
+    writeln!(
+        w,
+        "learner,step,reward_mean,reward_se,regret_mean,regret_se,cumulative_regret_mean,cumulative_regret_se,optimal_mean,optimal_se,kl_mean,kl_se"
+    )?;
+    for (name, s) in [("online", &o.online), ("refit", &o.refit)] {
+        let shadow = s.shadow.as_ref();
+        for t in 0..s.steps() {
+            let kl = shadow.and_then(|sh| {
+                sh.at
+                    .iter()
+                    .position(|&a| a == t + 1)
+                    .map(|i| (sh.kl.mean[i], sh.kl.se[i]))
+            });
+            let (klm, kls) = kl.map_or((String::new(), String::new()), |(m, e)| {
+                (m.to_string(), e.to_string())
+            });
+            writeln!(
+                w,
+                "{name},{},{},{},{},{},{},{},{},{},{klm},{kls}",
+                t + 1,
+                s.reward.mean[t],
+                s.reward.se[t],
+                s.regret.mean[t],
+                s.regret.se[t],
+                s.cumulative_regret.mean[t],
+                s.cumulative_regret.se[t],
+                s.optimal.mean[t],
+                s.optimal.se[t],
+            )?;
+        }
+    }
+    w.flush()
+}
+
+fn write_sweep(path: &Path, sweep: &[(f64, Summary)]) -> std::io::Result<()> {
+    let mut w = BufWriter::new(File::create(path)?);
+    writeln!(
+        w,
+        "lambda,locked_fraction,locked_se,cumulative_regret_mean,cumulative_regret_se"
+    )?;
+    for (lambda, s) in sweep {
+        let (m, se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
+        let t = s.steps() - 1;
+        writeln!(
+            w,
+            "{lambda},{m},{se},{},{}",
+            s.cumulative_regret.mean[t], s.cumulative_regret.se[t]
+        )?;
+    }
+    w.flush()
+}
+
+const ONLINE_COLOR: RGBColor = RGBColor(31, 119, 180);
+const REFIT_COLOR: RGBColor = RGBColor(214, 39, 40);
+
+type PlotResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Three panels: cumulative regret, % optimal (per step), shadow KL (log t).
+fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
+    let root = SVGBackend::new(path, (1500, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(o.setting.title, ("sans-serif", 20))?;
+    let panels = root.split_evenly((1, 3));
+    let steps = o.online.steps();
+    let curves = [
+        ("online", &o.online, ONLINE_COLOR),
+        ("refit", &o.refit, REFIT_COLOR),
+    ];
+    let xs: Vec<f64> = (1..=steps).map(|t| t as f64).collect();
+
+    let ymax = curves
+        .iter()
+        .map(|(_, s, _)| {
+            s.cumulative_regret.mean[steps - 1] + 2.0 * s.cumulative_regret.se[steps - 1]
+        })
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let mut chart = ChartBuilder::on(&panels[0])
+        .caption("cumulative expected regret", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(1.0..steps as f64, 0.0..ymax * 1.05)?;
+    chart.configure_mesh().x_desc("step t").draw()?;
+    for (name, s, color) in curves {
+        band(
+            &mut chart,
+            &xs,
+            &s.cumulative_regret.mean,
+            &s.cumulative_regret.se,
+            color,
+        )?;
+        chart
+            .draw_series(LineSeries::new(
+                xs.iter()
+                    .copied()
+                    .zip(s.cumulative_regret.mean.iter().copied()),
+                color.stroke_width(2),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .draw()?;
+
+    // % optimal, smoothed over windows of steps/100 for readability.
+    let window = (steps / 100).max(1);
+    let mut chart = ChartBuilder::on(&panels[1])
+        .caption(
+            format!("% optimal action (mean over {window}-step windows)"),
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(1.0..steps as f64, 0.0..100.0)?;
+    chart.configure_mesh().x_desc("step t").draw()?;
+    for (name, s, color) in curves {
+        let (wx, wm, wse) = windows(&s.optimal.mean, &s.optimal.se, window);
+        let wm: Vec<f64> = wm.iter().map(|v| 100.0 * v).collect();
+        let wse: Vec<f64> = wse.iter().map(|v| 100.0 * v).collect();
+        band(&mut chart, &wx, &wm, &wse, color)?;
+        chart
+            .draw_series(LineSeries::new(
+                wx.iter().copied().zip(wm.iter().copied()),
+                color.stroke_width(2),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .border_style(BLACK)
+        .draw()?;
+
+    // Shadow KL on log t, log KL (floored for the refit learner's ~0).
+    const FLOOR: f64 = 1e-12;
+    let sh = curves.map(|(n, s, c)| (n, s.shadow.as_ref(), c));
+    let kmax = sh
+        .iter()
+        .filter_map(|(_, s, _)| {
+            s.map(|s| {
+                s.kl.mean
+                    .iter()
+                    .zip(&s.kl.se)
+                    .map(|(m, e)| m + e)
+                    .fold(FLOOR, f64::max)
+            })
+        })
+        .fold(FLOOR * 10.0, f64::max);
+    let mut chart = ChartBuilder::on(&panels[2])
+        .caption("shadow KL(π*_t ‖ π_t) at the probes", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (1.0..steps as f64).log_scale(),
+            (FLOOR..kmax * 2.0).log_scale(),
+        )?;
+    chart.configure_mesh().x_desc("step t (log)").draw()?;
+    for (name, s, color) in sh {
+        if let Some(s) = s {
+            let x: Vec<f64> = s.at.iter().map(|&t| t as f64).collect();
+            let m: Vec<f64> = s.kl.mean.iter().map(|v| v.max(FLOOR)).collect();
+            let lo: Vec<f64> =
+                s.kl.mean
+                    .iter()
+                    .zip(&s.kl.se)
+                    .map(|(m, e)| (m - e).max(FLOOR))
+                    .collect();
+            let hi: Vec<f64> =
+                s.kl.mean
+                    .iter()
+                    .zip(&s.kl.se)
+                    .map(|(m, e)| (m + e).max(FLOOR))
+                    .collect();
+            let mut poly: Vec<(f64, f64)> = x.iter().copied().zip(hi).collect();
+            poly.extend(x.iter().copied().zip(lo).rev());
+            chart.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.2).filled())))?;
+            chart
+                .draw_series(LineSeries::new(
+                    x.iter().copied().zip(m.iter().copied()),
+                    color.stroke_width(2),
+                ))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart.draw_series(
+                x.iter()
+                    .zip(&m)
+                    .map(|(&a, &b)| Circle::new((a, b), 3, color.filled())),
+            )?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// A ± standard-error band.
+fn band<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    x: &[f64],
+    mean: &[f64],
+    se: &[f64],
+    color: RGBColor,
+) -> PlotResult
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+    DB::ErrorType: 'static,
+{
+    let mut poly: Vec<(f64, f64)> = x
+        .iter()
+        .zip(mean.iter().zip(se))
+        .map(|(&t, (m, e))| (t, m + e))
+        .collect();
+    poly.extend(
+        x.iter()
+            .zip(mean.iter().zip(se))
+            .rev()
+            .map(|(&t, (m, e))| (t, m - e)),
+    );
+    chart.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.2).filled())))?;
+    Ok(())
+}
+
+/// Window means of a per-step series (and of its standard errors).
+fn windows(mean: &[f64], se: &[f64], w: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut x = Vec::new();
+    let mut m = Vec::new();
+    let mut e = Vec::new();
+    for (i, (cm, ce)) in mean.chunks(w).zip(se.chunks(w)).enumerate() {
+        x.push((i * w + cm.len().div_ceil(2)) as f64);
+        m.push(cm.iter().sum::<f64>() / cm.len() as f64);
+        e.push(ce.iter().sum::<f64>() / ce.len() as f64);
+    }
+    (x, m, e)
+}
+
+fn plot_sweep(path: &Path, sweep: &[(f64, Summary)]) -> PlotResult {
+    let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "refit on the Bernoulli bandit: seeds locked onto a suboptimal arm",
+            ("sans-serif", 16),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.5..(sweep.len() as f64 - 0.5), 0.0..100.0)?;
+    let labels: Vec<String> = sweep
+        .iter()
+        .map(|(l, _)| {
+            if *l == 0.0 {
+                "0 (closed form)".into()
+            } else {
+                format!("{l}")
+            }
+        })
+        .collect();
+    chart
+        .configure_mesh()
+        .x_labels(sweep.len())
+        .x_label_formatter(&|v| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("λ")
+        .y_desc("% of seeds with > 90% on a suboptimal arm")
+        .draw()?;
+    for (i, (_, s)) in sweep.iter().enumerate() {
+        let (m, se) = s.finish.unwrap_or((0.0, 0.0));
+        let x = i as f64;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x - 0.3, 0.0), (x + 0.3, 100.0 * m)],
+            REFIT_COLOR.mix(0.7).filled(),
+        )))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![
+                (x, 100.0 * (m - se).max(0.0)),
+                (x, 100.0 * (m + se).min(1.0)),
+            ],
+            BLACK.stroke_width(2),
+        )))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// A one-line progress report on stderr.
+struct Progress {
+    on: bool,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Self {
+            on,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn say(&self, what: &str) {
+        if self.on {
+            eprint!(
+                "\r\x1b[2K{:>6.1} s  {what}",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn done(&self) {
+        if self.on {
+            eprintln!(
+                "\r\x1b[2K{:>6.1} s  done",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let a = parse(&[]).expect("defaults");
+        assert_eq!((a.seeds, a.steps), (64, 2000));
+        let a = parse(&["--seeds", "3", "--steps", "100", "--csv", "d", "--quiet"]).expect("flags");
+        assert_eq!((a.seeds, a.steps, a.quiet), (3, 100, true));
+        assert_eq!(a.csv, Some(PathBuf::from("d")));
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_a_message() {
+        for (args, want) in [
+            (&["--seeds", "0"][..], "positive integer"),
+            (&["--seeds", "x"][..], "positive integer"),
+            (&["--steps"][..], "needs a value"),
+            (&["--steps", "5"][..], "at least 10"),
+            (&["--bogus"][..], "unknown flag"),
+        ] {
+            let err = parse(args).err().expect("refused");
+            assert!(err.contains(want), "{args:?}: {err}");
+        }
+    }
+}
