@@ -511,7 +511,11 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
         .x_label_area_size(35)
         .y_label_area_size(55)
         .build_cartesian_2d(1.0..steps as f64, 0.0..ymax * 1.05)?;
-    chart.configure_mesh().x_desc("step t").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("step t")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
     for (name, s, color) in curves {
         band(
             &mut chart,
@@ -549,7 +553,11 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
         .x_label_area_size(35)
         .y_label_area_size(45)
         .build_cartesian_2d(1.0..steps as f64, 0.0..100.0)?;
-    chart.configure_mesh().x_desc("step t").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("step t")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
     for (name, s, color) in curves {
         let (wx, wm, wse) = windows(&s.optimal.mean, &s.optimal.se, window);
         let wm: Vec<f64> = wm.iter().map(|v| 100.0 * v).collect();
@@ -595,7 +603,12 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
             (1.0..steps as f64).log_scale(),
             (FLOOR..kmax * 2.0).log_scale(),
         )?;
-    chart.configure_mesh().x_desc("step t (log)").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("step t (log)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()?;
     for (name, s, color) in sh {
         if let Some(s) = s {
             let x: Vec<f64> = s.at.iter().map(|&t| t as f64).collect();

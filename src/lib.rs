@@ -77,4 +77,9 @@ mod simd;
 pub mod solve;
 
 pub use error::{Error, Result};
+
+/// The README's code, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use real::Real;
