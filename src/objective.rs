@@ -109,6 +109,8 @@ pub struct Dataset<F> {
     index: Option<HashMap<Box<[u64]>, usize>>,
     /// Scratch for the key of the context being pushed.
     key: Vec<u64>,
+    /// The row the last push went to.
+    last_row: Option<usize>,
 }
 
 /// What [`Dataset::push`] did.
@@ -141,6 +143,7 @@ impl<F: Real> Dataset<F> {
             points: 0,
             index: compress.then(HashMap::new),
             key: Vec::with_capacity(d),
+            last_row: None,
         })
     }
 
@@ -204,12 +207,24 @@ impl<F: Real> Dataset<F> {
                 weight: weight.f64(),
             });
         }
-        self.key.clear();
-        self.key.extend(x.iter().map(|v| key_bits(*v)));
-        let existing = self
-            .index
-            .as_ref()
-            .and_then(|index| index.get(&self.key[..]).copied());
+        // The last row touched is checked first: repeated contexts (a
+        // tabular learner's, say) skip the hash.
+        let last = self.last_row.filter(|&r| {
+            self.index.is_some()
+                && x.iter()
+                    .zip(&self.xs[r * self.d..(r + 1) * self.d])
+                    .all(|(a, b)| key_bits(*a) == key_bits(*b))
+        });
+        let existing = match last {
+            Some(r) => Some(r),
+            None => {
+                self.key.clear();
+                self.key.extend(x.iter().map(|v| key_bits(*v)));
+                self.index
+                    .as_ref()
+                    .and_then(|index| index.get(&self.key[..]).copied())
+            }
+        };
         let row = match existing {
             Some(row) => row,
             None => {
@@ -223,6 +238,7 @@ impl<F: Real> Dataset<F> {
                 row
             }
         };
+        self.last_row = Some(row);
         self.ws[row * self.kp + action] += weight;
         self.cs[row] += weight;
         self.total_weight += weight;

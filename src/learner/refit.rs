@@ -89,6 +89,8 @@ pub struct Refit<F> {
     history: History<F>,
     /// The current optimum, padded feature-major.
     theta_t: Vec<F>,
+    /// Where a refit works before its result replaces `theta_t`.
+    theta_trial: Vec<F>,
     /// π* of the closed form (λ = 0), padded.
     closed: Option<Vec<F>>,
     warm: Warm<F>,
@@ -164,6 +166,7 @@ impl<F: Real> Refit<F> {
             obj,
             history: History::new(d),
             theta_t: vec![F::zero(); kp * d],
+            theta_trial: vec![F::zero(); kp * d],
             closed,
             warm,
             pending: 0,
@@ -258,18 +261,22 @@ impl<F: Real> Refit<F> {
             self.closed = Some(padded_p);
             report
         } else {
-            let mut theta_t = self.theta_t.clone();
-            let report = match self
+            // Solved on a copy: θ changes only when the refit succeeds.
+            let mut theta_t = std::mem::take(&mut self.theta_trial);
+            theta_t.clone_from(&self.theta_t);
+            let result = self
                 .warm
-                .solve(&mut self.obj, &mut theta_t, &self.config.options)
-            {
+                .solve(&mut self.obj, &mut theta_t, &self.config.options);
+            let report = match result {
                 Ok(r) => r,
                 Err(e) => {
+                    self.theta_trial = theta_t;
                     self.warm.reset();
                     return Err(e);
                 }
             };
             if report.stop != StopReason::Converged && self.config.strict {
+                self.theta_trial = theta_t;
                 self.warm.reset();
                 return Err(Error::NotConverged {
                     iterations: report.iterations,
@@ -277,7 +284,7 @@ impl<F: Real> Refit<F> {
                     threshold: report.threshold.f64(),
                 });
             }
-            self.theta_t = theta_t;
+            self.theta_trial = std::mem::replace(&mut self.theta_t, theta_t);
             report
         };
         self.report = Some(report);

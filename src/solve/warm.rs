@@ -156,6 +156,10 @@ impl<F: Real> Warm<F> {
             };
             if let Some(stop) = stop {
                 self.fold_pairs();
+                if exact {
+                    // Formed afresh before every step: nothing to keep up to date.
+                    self.h_valid = false;
+                }
                 return Ok(Report {
                     iterations,
                     passes,
