@@ -141,6 +141,15 @@ pub enum Error {
         /// What went wrong.
         source: Box<Error>,
     },
+    /// A session step failed earlier; the session may be mid-step and
+    /// refuses to go on (resume from a checkpoint).
+    #[error("session of seed {seed} failed before step {step} and cannot continue")]
+    SessionFailed {
+        /// The session's seed.
+        seed: u64,
+        /// The step that was asked for.
+        step: usize,
+    },
     /// An I/O error while writing results.
     #[error("i/o error ({kind:?}): {message}")]
     Io {

@@ -73,6 +73,7 @@ pub mod objective;
 pub mod policy;
 pub mod real;
 pub mod run;
+pub mod session;
 mod simd;
 pub mod solve;
 

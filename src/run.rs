@@ -23,6 +23,7 @@ use crate::env::Environment;
 use crate::error::{Error, Result};
 use crate::learner::{Learner, Refit, RefitConfig};
 use crate::real::Real;
+use crate::session::Session;
 
 /// The environment's random stream for `seed` (ChaCha8, stream 0).
 pub fn env_rng(seed: u64) -> ChaCha8Rng {
@@ -527,55 +528,36 @@ where
             source: Box::new(e),
         }
     };
-    let mut env_rng = env_rng(seed);
-    let mut learner_rng = learner_rng(seed);
-    let mut env = make_env(&mut env_rng).map_err(fail(0))?;
-    let mut learner = make_learner().map_err(fail(0))?;
-    let k = env.num_actions();
-    if learner.num_actions() != k {
-        return Err(fail(0)(Error::Length {
-            name: "learner actions",
-            expected: k,
-            got: learner.num_actions(),
-        }));
-    }
+    let mut session = Session::new(seed, make_env, make_learner).map_err(fail(0))?;
+    let (k, d) = (session.env().num_actions(), session.env().context_dim());
     let mut shadow = match observe.shadow {
         Some(sh) => {
-            sh.check(steps, env.context_dim()).map_err(fail(0))?;
+            sh.check(steps, d).map_err(fail(0))?;
             let learner = if sh.tabular {
                 Refit::tabular(k, sh.config)
             } else {
-                Refit::linear(k, env.context_dim(), sh.config)
+                Refit::linear(k, d, sh.config)
             }
             .map_err(fail(0))?;
             Some((sh, learner, 0usize))
         }
         None => None,
     };
-    let mut x = vec![F::zero(); env.context_dim()];
     let mut mu = vec![F::zero(); k];
     let (mut p, mut p_star) = (vec![F::zero(); k], vec![F::zero(); k]);
     for t in 0..steps {
-        let step = (|| -> Result<Step> {
-            env.next_context(&mut env_rng, &mut x)?;
-            let d = learner.act(&x, &mut learner_rng)?;
-            env.expected_rewards(&mut mu)?;
-            let best = mu.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
-            let chosen = mu[d.action];
-            let r = env.reward(d.action, &mut env_rng)?;
-            learner.learn(&x, d.action, r, d.propensity)?;
-            if let Some((_, shadow_learner, _)) = &mut shadow {
-                shadow_learner.learn(&x, d.action, r, d.propensity)?;
-            }
-            Ok(Step {
-                action: d.action,
-                propensity: d.propensity.f64(),
-                reward: r.f64(),
-                regret: (best - chosen).f64(),
-                optimal: chosen >= best,
-            })
-        })()
-        .map_err(fail(t + 1))?;
+        let step = session.step().map_err(fail(t + 1))?;
+        if let Some((_, shadow_learner, _)) = &mut shadow {
+            // Step holds the reward and propensity as f64, exactly.
+            shadow_learner
+                .learn(
+                    session.context(),
+                    step.action,
+                    F::c(step.reward),
+                    F::c(step.propensity),
+                )
+                .map_err(fail(t + 1))?;
+        }
         on_record(Record::Step(t, step));
         if let Some((sh, shadow_learner, next)) = &mut shadow {
             if sh.at.get(*next) == Some(&(t + 1)) {
@@ -584,8 +566,8 @@ where
                     let probe: Vec<F> = probe.iter().copied().collect();
                     (|| -> Result<()> {
                         shadow_learner.policy_into(&probe, &mut p_star)?;
-                        learner.policy_into(&probe, &mut p)?;
-                        env.expected_rewards_at(&probe, &mut mu)?;
+                        session.learner_mut().policy_into(&probe, &mut p)?;
+                        session.env().expected_rewards_at(&probe, &mut mu)?;
                         Ok(())
                     })()
                     .map_err(fail(t + 1))?;
@@ -604,7 +586,10 @@ where
         }
     }
     match observe.finish {
-        Some(f) => f(&mut learner, &env).map(Some).map_err(fail(steps)),
+        Some(f) => {
+            let (learner, env) = session.learner_and_env();
+            f(learner, env).map(Some).map_err(fail(steps))
+        }
         None => Ok(None),
     }
 }
