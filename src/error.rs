@@ -150,6 +150,12 @@ pub enum Error {
         /// The step that was asked for.
         step: usize,
     },
+    /// A checkpoint could not be read; nothing was changed.
+    #[error("checkpoint rejected: {problem}")]
+    Checkpoint {
+        /// What is wrong with it.
+        problem: CheckpointProblem,
+    },
     /// An I/O error while writing results.
     #[error("i/o error ({kind:?}): {message}")]
     Io {
@@ -158,6 +164,50 @@ pub enum Error {
         /// Its message.
         message: String,
     },
+}
+
+/// Why a checkpoint was rejected (see `refit::checkpoint`, feature `serde`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointProblem {
+    /// The bytes are not a refit checkpoint.
+    #[error("not a refit checkpoint")]
+    NotACheckpoint,
+    /// The format version is not one this build reads.
+    #[error("unknown format version {found} (this build reads version {supported})")]
+    UnknownVersion {
+        /// The version in the checkpoint.
+        found: u64,
+        /// The version this build reads.
+        supported: u64,
+    },
+    /// The checkpoint ends early.
+    #[error("truncated")]
+    Truncated,
+    /// The checksum does not match, or the content is malformed.
+    #[error("corrupted: {what}")]
+    Corrupted {
+        /// What did not check out.
+        what: String,
+    },
+    /// The content parses, but its parts do not fit together.
+    #[error("inconsistent: {what}")]
+    Inconsistent {
+        /// Which invariant fails.
+        what: &'static str,
+    },
+}
+
+/// An [`Error::Checkpoint`] for a broken invariant.
+pub(crate) fn inconsistent(what: &'static str) -> Error {
+    Error::Checkpoint {
+        problem: CheckpointProblem::Inconsistent { what },
+    }
+}
+
+/// `Ok` if `ok`, else [`inconsistent`].
+pub(crate) fn ensure(ok: bool, what: &'static str) -> Result<()> {
+    if ok { Ok(()) } else { Err(inconsistent(what)) }
 }
 
 /// `Result` with the crate's [`Error`].

@@ -23,6 +23,7 @@ pub struct Interaction<'a, F> {
 /// Propensities are kept for every interaction: 8 bytes each that make
 /// off-policy evaluation and importance weighting possible later.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct History<F> {
     d: usize,
     contexts: Vec<F>,
@@ -55,6 +56,17 @@ impl<F: Real> History<F> {
         self.rewards.push(reward);
         self.propensities.push(propensity);
         Ok(())
+    }
+
+    /// Checks that the columns have one entry per interaction.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let n = self.actions.len();
+        crate::error::ensure(
+            self.contexts.len() == n * self.d
+                && self.rewards.len() == n
+                && self.propensities.len() == n,
+            "history lengths",
+        )
     }
 
     /// Number of interactions.

@@ -65,6 +65,8 @@
 #![deny(missing_debug_implementations)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "serde")]
+pub mod checkpoint;
 pub mod env;
 pub mod error;
 pub mod history;
@@ -73,11 +75,13 @@ pub mod objective;
 pub mod policy;
 pub mod real;
 pub mod run;
+#[cfg(feature = "serde")]
+mod serde_util;
 pub mod session;
 mod simd;
 pub mod solve;
 
-pub use error::{Error, Result};
+pub use error::{CheckpointProblem, Error, Result};
 
 /// The README's code, compiled and run as a doctest so that it stays true.
 #[cfg(doctest)]

@@ -17,6 +17,7 @@ use crate::real::Real;
 
 /// How a reward becomes a sample weight w(r) in the refit objective.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Weighting<F> {
     /// w = r. A negative reward is an error ([`Error::NegativeWeight`]).
     Identity,
@@ -92,6 +93,7 @@ impl<F: Real> Weighting<F> {
 /// context costs one softmax per distinct context. A bandit with finitely
 /// many contexts is then refit in O(#distinct contexts), not O(t).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Dataset<F> {
     k: usize,
     kp: usize,
@@ -106,11 +108,41 @@ pub struct Dataset<F> {
     total_weight: F,
     points: usize,
     /// Context bits → row, when compressing.
+    #[cfg_attr(feature = "serde", serde(with = "index_serde"))]
     index: Option<HashMap<Box<[u64]>, usize>>,
     /// Scratch for the key of the context being pushed.
     key: Vec<u64>,
     /// The row the last push went to.
     last_row: Option<usize>,
+}
+
+/// The context index as a list of (key, row), sorted by row (JSON maps
+/// need string keys).
+#[cfg(feature = "serde")]
+mod index_serde {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Index = Option<HashMap<Box<[u64]>, usize>>;
+
+    pub(super) fn serialize<S: Serializer>(index: &Index, s: S) -> Result<S::Ok, S::Error> {
+        let list: Option<Vec<(&[u64], usize)>> = index.as_ref().map(|m| {
+            let mut v: Vec<(&[u64], usize)> = m.iter().map(|(k, r)| (&k[..], *r)).collect();
+            v.sort_by_key(|e| e.1);
+            v
+        });
+        list.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Index, D::Error> {
+        let list: Option<Vec<(Vec<u64>, usize)>> = Option::deserialize(d)?;
+        Ok(list.map(|v| {
+            v.into_iter()
+                .map(|(k, r)| (k.into_boxed_slice(), r))
+                .collect()
+        }))
+    }
 }
 
 /// What [`Dataset::push`] did.
@@ -362,9 +394,15 @@ pub trait Objective<F: Real> {
 /// with parameters θ flattened row-major K×d (entry a·d + j), the layout of
 /// [`crate::policy::Policy::score_into`]. The convergence scale is 1 + Σ_s |w_s|.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned")
+)]
 pub struct LogLikelihood<F> {
     data: Dataset<F>,
     lambda: F,
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::bias"))]
     bias: Vec<F>,
     /// θ of the last value_grad, padded feature-major.
     theta_t: Vec<F>,
@@ -670,5 +708,75 @@ impl<F: Real> Objective<F> for LogLikelihood<F> {
 
     fn gradient_scale(&self) -> F {
         F::one() + self.data.total_weight
+    }
+}
+
+impl<F: Real> Dataset<F> {
+    /// Checks the lengths and indices that the passes rely on.
+    pub(crate) fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        let rows = self.cs.len();
+        ensure(
+            self.k >= 1 && self.d >= 1 && self.kp == padded(self.k),
+            "dataset shape",
+        )?;
+        ensure(
+            self.xs.len() == rows * self.d && self.ws.len() == rows * self.kp,
+            "dataset lengths",
+        )?;
+        ensure(
+            self.xs
+                .iter()
+                .chain(&self.ws)
+                .chain(&self.cs)
+                .all(|v| v.is_finite())
+                && self.ws.iter().all(|w| *w >= F::zero()),
+            "dataset values",
+        )?;
+        ensure(
+            self.ws
+                .chunks_exact(self.kp)
+                .all(|w| w[self.k..].iter().all(|v| *v == F::zero())),
+            "dataset padding",
+        )?;
+        ensure(self.last_row.is_none_or(|r| r < rows), "dataset last row")?;
+        if let Some(index) = &self.index {
+            ensure(
+                index.len() == rows
+                    && index.iter().all(|(key, &r)| {
+                        r < rows
+                            && key.len() == self.d
+                            && key
+                                .iter()
+                                .zip(&self.xs[r * self.d..(r + 1) * self.d])
+                                .all(|(k, x)| *k == key_bits(*x))
+                    }),
+                "dataset index",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl<F: Real> LogLikelihood<F> {
+    /// Checks the data and the buffer lengths.
+    pub(crate) fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        self.data.validate()?;
+        ensure(
+            self.lambda.is_finite() && self.lambda >= F::zero(),
+            "lambda",
+        )?;
+        let (kp, d) = (self.data.kp, self.data.d);
+        ensure(
+            self.bias.len() == kp
+                && self.theta_t.len() == kp * d
+                && self.grad_t.len() == kp * d
+                && self.v_t.len() == kp * d
+                && self.z.len() == kp
+                && self.r.len() == kp
+                && (!self.probs_valid || self.probs.len() == self.data.rows() * kp),
+            "objective buffer lengths",
+        )
     }
 }

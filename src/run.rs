@@ -41,6 +41,7 @@ pub fn learner_rng(seed: u64) -> ChaCha8Rng {
 
 /// What one step of one seed produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Step {
     /// The action taken.
     pub action: usize,

@@ -116,6 +116,25 @@ impl<F: Real, E: Environment<F>, L: Learner<F>> Session<F, E, L> {
         })
     }
 
+    /// Checks the session's invariants and those of its learner and
+    /// environment, as after reading it from a checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] with [`crate::CheckpointProblem::Inconsistent`].
+    pub fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        self.env.validate()?;
+        self.learner.validate()?;
+        let (k, d) = (self.env.num_actions(), self.env.context_dim());
+        ensure(
+            self.learner.num_actions() == k
+                && self.learner.context_dim() == d
+                && self.x.len() == d
+                && self.mu.len() == k,
+            "session shapes",
+        )
+    }
+
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed

@@ -25,6 +25,7 @@ use crate::real::Real;
 /// # Ok::<(), refit::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Bernoulli<F> {
     means: Vec<F>,
 }
@@ -78,6 +79,12 @@ impl<F: Real> Environment<F> for Bernoulli<F> {
     fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
         crate::policy::check_context(x, 1)?;
         copy_means(&self.means, out)
+    }
+
+    fn validate(&self) -> Result<()> {
+        Self::new(self.means.clone())
+            .map(|_| ())
+            .map_err(|_| crate::error::inconsistent("Bernoulli means"))
     }
 
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {

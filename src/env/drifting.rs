@@ -13,6 +13,7 @@ use crate::real::Real;
 ///
 /// Each step draws one ε and K η's, whichever arm is pulled.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Drifting<F> {
     means: Vec<F>,
     sd: F,
@@ -58,6 +59,12 @@ impl<F: Real> Environment<F> for Drifting<F> {
     fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
         crate::policy::check_context(x, 1)?;
         copy_means(&self.means, out)
+    }
+
+    fn validate(&self) -> Result<()> {
+        Self::new(self.means.clone(), self.sd, self.walk_sd)
+            .map(|_| ())
+            .map_err(|_| crate::error::inconsistent("drifting bandit parameters"))
     }
 
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {

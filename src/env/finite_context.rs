@@ -24,6 +24,7 @@ use crate::real::Real;
 /// # Ok::<(), refit::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FiniteContext<F> {
     m: usize,
     k: usize,
@@ -140,6 +141,21 @@ impl<F: Real> Environment<F> for FiniteContext<F> {
                 expected: "one of the environment's one-hot contexts",
             }),
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        ensure(
+            self.m >= 1
+                && self.k >= 1
+                && self.means.len() == self.m * self.k
+                && self.current < self.m,
+            "finite-context bandit shape",
+        )?;
+        ensure(
+            self.means.iter().all(|v| *v >= F::zero() && *v <= F::one()),
+            "finite-context bandit means",
+        )
     }
 
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {

@@ -23,6 +23,7 @@ use crate::real::Real;
 /// # Ok::<(), refit::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Gaussian<F> {
     means: Vec<F>,
     sd: F,
@@ -77,6 +78,12 @@ impl<F: Real> Environment<F> for Gaussian<F> {
     fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
         crate::policy::check_context(x, 1)?;
         copy_means(&self.means, out)
+    }
+
+    fn validate(&self) -> Result<()> {
+        Self::new(self.means.clone(), self.sd)
+            .map(|_| ())
+            .map_err(|_| crate::error::inconsistent("Gaussian bandit parameters"))
     }
 
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {

@@ -25,6 +25,7 @@ use crate::real::Real;
 /// # Ok::<(), refit::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LinearContextual<F> {
     k: usize,
     d: usize,
@@ -116,6 +117,23 @@ impl<F: Real> Environment<F> for LinearContextual<F> {
             *o = dot(w, x);
         }
         Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        ensure(
+            self.k >= 1
+                && self.d >= 1
+                && self.weights.len() == self.k * self.d
+                && self.x.len() == self.d,
+            "linear contextual bandit lengths",
+        )?;
+        ensure(
+            self.weights.iter().chain(&self.x).all(|v| v.is_finite())
+                && self.noise_sd.is_finite()
+                && self.noise_sd >= F::zero(),
+            "linear contextual bandit values",
+        )
     }
 
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F> {

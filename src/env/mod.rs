@@ -64,6 +64,15 @@ pub trait Environment<F: Real> {
     /// # Errors
     /// [`Error::ActionOutOfRange`]; nothing is drawn or advanced then.
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> Result<F>;
+
+    /// Checks the environment's internal invariants, as after reading it
+    /// from a checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] with [`crate::CheckpointProblem::Inconsistent`].
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub(crate) fn check_means<F: Real>(name: &'static str, means: &[F]) -> Result<()> {

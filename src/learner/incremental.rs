@@ -9,6 +9,7 @@ use crate::real::Real;
 
 /// Step size schedule α_t, with t the number of updates made before this one.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StepSize<F> {
     /// α_t = α.
     Constant(F),
@@ -57,6 +58,7 @@ impl<F: Real> StepSize<F> {
 
 /// The reward baseline b_t subtracted in the update.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Baseline<F> {
     /// b_t = 0.
     None,
@@ -95,6 +97,7 @@ pub enum Baseline<F> {
 /// connectionist reinforcement learning. Sutton & Barto (2018), *Reinforcement
 /// Learning: An Introduction*, 2nd ed., §2.8 and §13.3.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Incremental<F, P = LinearSoftmax<F>> {
     policy: P,
     step_size: StepSize<F>,
@@ -260,6 +263,23 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
     fn policy_into(&mut self, x: &[F], out: &mut [F]) -> Result<()> {
         crate::policy::check_len("out", out.len(), self.policy.num_actions())?;
         self.policy.probabilities_into(x, out).map(|_| ())
+    }
+
+    fn validate(&self) -> Result<()> {
+        use crate::error::{ensure, inconsistent};
+        self.policy.validate()?;
+        self.step_size
+            .check()
+            .map_err(|_| inconsistent("step size"))?;
+        if let Baseline::Ema { rate } = self.baseline {
+            ensure(rate > F::zero() && rate <= F::one(), "baseline rate")?;
+        }
+        ensure(self.baseline_value.is_finite(), "baseline value")?;
+        let (kp, d) = (self.policy.probs_len(), self.policy.context_dim());
+        ensure(
+            self.probs.len() == kp && self.scratch.len() == kp && self.probs_x.len() == d,
+            "learner buffer lengths",
+        )
     }
 
     #[inline]

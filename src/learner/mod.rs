@@ -14,6 +14,7 @@ use crate::real::Real;
 /// An action and the probability it was sampled with (the propensity),
 /// as returned by [`Learner::act`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Decision<F> {
     /// The chosen action.
     pub action: usize,
@@ -61,6 +62,15 @@ pub trait Learner<F: Real> {
     /// [`Error::ActionOutOfRange`], [`Error::NonFiniteReward`],
     /// [`Error::InvalidPropensity`], and learner-specific errors.
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()>;
+
+    /// Checks the learner's internal invariants, as after reading it from a
+    /// checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] with [`crate::CheckpointProblem::Inconsistent`].
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks the scalar parts of an interaction.

@@ -15,6 +15,7 @@ use crate::solve::{Options, Report, StopReason, closed_form};
 
 /// Settings of a [`Refit`] learner.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RefitConfig<F> {
     /// L2 penalty λ ≥ 0 (default 1). λ = 0 is allowed only for a tabular
     /// learner, where the optimum is in closed form.
@@ -80,6 +81,11 @@ impl<F: Real> Default for RefitConfig<F> {
 /// # Ok::<(), refit::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned")
+)]
 pub struct Refit<F> {
     k: usize,
     d: usize,
@@ -323,6 +329,36 @@ impl<F: Real> Learner<F> for Refit<F> {
         self.current_policy(x)?;
         out.copy_from_slice(&self.scratch[..self.k]);
         Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        use crate::error::{ensure, inconsistent};
+        let fresh = Self::build(self.k, self.d, self.tabular, self.config)
+            .map_err(|_| inconsistent("refit configuration"))?;
+        self.obj.validate()?;
+        self.warm.validate(&self.obj)?;
+        self.history.validate()?;
+        let data = self.obj.data();
+        ensure(
+            data.num_actions() == self.k
+                && data.context_dim() == self.d
+                && self.history.context_dim() == self.d
+                && (!self.tabular || self.d == 1),
+            "refit shapes",
+        )?;
+        ensure(
+            self.theta_t.len() == fresh.theta_t.len()
+                && self.theta_trial.len() == fresh.theta_trial.len()
+                && self.probs.len() == fresh.probs.len()
+                && self.scratch.len() == fresh.scratch.len()
+                && self.closed.as_ref().map(Vec::len) == fresh.closed.as_ref().map(Vec::len)
+                && self.history.len() == data.points(),
+            "refit buffer lengths",
+        )?;
+        ensure(
+            self.theta_t.iter().all(|v| v.is_finite()),
+            "refit parameters finite",
+        )
     }
 
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {

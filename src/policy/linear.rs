@@ -25,6 +25,11 @@ use crate::real::Real;
 /// # Ok::<(), refit::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned")
+)]
 pub struct LinearSoftmax<F> {
     k: usize,
     d: usize,
@@ -33,6 +38,7 @@ pub struct LinearSoftmax<F> {
     /// θᵀ, d rows of kp: entry (a, j) at j·kp + a; padded entries are 0.
     theta: Vec<F>,
     /// 0 for real actions, −inf for padding.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::bias"))]
     bias: Vec<F>,
     /// An upper bound on max |θ|, kept so that an update can be checked for
     /// overflow in O(d) instead of O(K·d).
@@ -202,6 +208,37 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         crate::simd::add_scaled_score_t(&mut self.theta, x, probs, action, scale, &mut self.coef);
         self.theta_bound += scale.abs() * xmax;
         Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        ensure(self.k >= 1 && self.d >= 1, "policy shape")?;
+        ensure(self.kp == padded(self.k), "policy padding")?;
+        ensure(
+            self.theta.len() == self.kp * self.d
+                && self.bias.len() == self.kp
+                && self.coef.len() == self.kp,
+            "policy buffer lengths",
+        )?;
+        ensure(
+            self.theta.iter().all(|v| v.is_finite()) && self.theta_bound.is_finite(),
+            "policy parameters finite",
+        )?;
+        let pad_ok = self.bias.iter().enumerate().all(|(a, b)| {
+            if a < self.k {
+                *b == F::zero()
+            } else {
+                *b == F::neg_infinity()
+            }
+        }) && self
+            .theta
+            .chunks_exact(self.kp)
+            .all(|row| row[self.k..].iter().all(|v| *v == F::zero()));
+        ensure(pad_ok, "policy padding entries")?;
+        ensure(
+            self.theta_bound >= max_abs(&self.theta),
+            "policy parameter bound",
+        )
     }
 
     fn log_prob(&self, x: &[F], action: usize) -> Result<F> {

@@ -110,6 +110,15 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         Ok(out)
     }
 
+    /// Checks the policy's internal invariants (lengths, finiteness), as
+    /// after reading it from a checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] with [`crate::CheckpointProblem::Inconsistent`].
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// log π_θ(a | x), computed from the logits (exact for tiny probabilities).
     ///
     /// # Errors

@@ -24,6 +24,11 @@ use crate::real::Real;
 /// # Ok::<(), refit::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned")
+)]
 pub struct Tabular<F> {
     inner: LinearSoftmax<F>,
 }
@@ -96,6 +101,11 @@ impl<F: Real> Policy<F> for Tabular<F> {
     fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()> {
         self.inner
             .add_scaled_score(&Self::state(x)?, action, probs, scale)
+    }
+
+    fn validate(&self) -> Result<()> {
+        crate::error::ensure(self.inner.context_dim() == 1, "tabular policy context")?;
+        self.inner.validate()
     }
 
     fn log_prob(&self, x: &[F], action: usize) -> Result<F> {

@@ -32,6 +32,7 @@ use crate::real::Real;
 
 /// Why a solver stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum StopReason {
     /// ‖∇J‖∞ ≤ tol · (1 + Σ|w|): the optimum is certified.
@@ -47,6 +48,7 @@ pub enum StopReason {
 
 /// What a solve did and where it ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Report<F> {
     /// Newton (outer) iterations taken.
     pub iterations: usize,
@@ -71,6 +73,7 @@ impl<F: Real> Report<F> {
 
 /// Which solver [`fit`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Method {
     /// Newton with Cholesky for K·d ≤ 256, Newton-CG above.
     #[default]
@@ -86,6 +89,7 @@ pub const DENSE_MAX_DIM: usize = 256;
 
 /// Solver settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Options<F> {
     /// Tolerance of the convergence test ‖∇J‖∞ ≤ tol · (1 + Σ|w|);
     /// [`Real::DEFAULT_TOL`] by default (1e-9 for f64, 1e-4 for f32).

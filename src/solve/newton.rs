@@ -8,6 +8,7 @@ use crate::real::Real;
 /// Dense Newton workspace: the negated Hessian of the last iteration and its
 /// factor, kept so that a caller (the warm solver) can reuse them.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Workspace<F> {
     /// −∇²J (lower triangle, row-major n×n) at the last Newton iterate.
     pub h: Vec<F>,

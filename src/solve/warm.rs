@@ -23,6 +23,7 @@ use crate::real::Real;
 
 /// State carried from one refit to the next.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Warm<F> {
     n: usize,
     ws: Workspace<F>,
@@ -44,6 +45,7 @@ pub(crate) struct Warm<F> {
 
 /// Buffers of [`Warm::solve`], kept so that a refit allocates nothing.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Scratch<F> {
     /// Flat (K·d): the step s, then the final gradient of a full Newton.
     s: Vec<F>,
@@ -113,6 +115,42 @@ impl<F: Real> Warm<F> {
             obj.add_point_hessian(x, probs, weight, &mut self.ws.h);
             self.chol_valid = false;
         }
+    }
+
+    /// Checks the buffer lengths against the objective's shape.
+    pub(crate) fn validate(&self, obj: &LogLikelihood<F>) -> Result<()> {
+        use crate::error::ensure;
+        let data = obj.data();
+        let (k, d) = (data.num_actions(), data.context_dim());
+        let kp = crate::policy::kernels::padded(k);
+        let n = k * d;
+        let sc = &self.scratch;
+        ensure(
+            self.n == n
+                && self.ws.h.len() == n * n
+                && self.ws.chol.len() == n * n
+                && self.grad_t.len() == kp * d
+                && self.c.len() == kp
+                && [&sc.s, &sc.y, &sc.hs, &sc.theta]
+                    .iter()
+                    .all(|v| v.len() == n)
+                && [&sc.trial_t, &sc.trial_grad_t, &sc.dir_t, &sc.y_t]
+                    .iter()
+                    .all(|v| v.len() == kp * d)
+                && self
+                    .pairs
+                    .s
+                    .iter()
+                    .chain(&self.pairs.y)
+                    .all(|v| v.len() == n)
+                && self.pairs.s.len() == self.pairs.rho.len()
+                && self.pairs.y.len() == self.pairs.rho.len(),
+            "refit solver state lengths",
+        )?;
+        ensure(
+            self.value.is_finite() && self.grad_t.iter().all(|v| v.is_finite()),
+            "refit solver state values",
+        )
     }
 
     /// Drops everything carried over (after θ was changed from outside).
@@ -316,6 +354,7 @@ fn bfgs_update<F: Real>(h: &mut [F], n: usize, s: &[F], y: &[F], hs: &mut [F]) {
 /// BFGS secant pairs (s, y, 1/yᵀs) applied on top of a factored H₀ by the
 /// two-loop recursion: H⁻¹ = (I − ρ s yᵀ) H₀⁻¹ (I − ρ y sᵀ) + ρ s sᵀ, nested.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Pairs<F> {
     s: Vec<Vec<F>>,
     y: Vec<Vec<F>>,

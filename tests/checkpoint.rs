@@ -1,0 +1,235 @@
+//! Checkpoints: a run stopped at step t and resumed from its checkpoint is
+//! bit-identical to an uninterrupted run; bad checkpoints are typed errors.
+#![cfg(feature = "serde")]
+
+use proptest::prelude::*;
+use refit::env::{Drifting, LinearContextual};
+use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
+use refit::objective::Weighting;
+use refit::policy::{LinearSoftmax, Tabular};
+use refit::run::Step;
+use refit::session::Session;
+use refit::{CheckpointProblem, Error, checkpoint};
+
+type CtxSession<L> = Session<f64, LinearContextual<f64>, L>;
+
+fn incremental() -> refit::Result<Incremental<f64, LinearSoftmax<f64>>> {
+    Incremental::linear(5, 4, StepSize::Constant(0.05), Baseline::Ema { rate: 0.1 })
+}
+
+fn refit_learner() -> refit::Result<Refit<f64>> {
+    Refit::linear(
+        5,
+        4,
+        RefitConfig {
+            lambda: 0.5,
+            weighting: Weighting::Exp(0.5),
+            ..RefitConfig::default()
+        },
+    )
+}
+
+fn env(rng: &mut rand_chacha::ChaCha8Rng) -> refit::Result<LinearContextual<f64>> {
+    LinearContextual::random(5, 4, 0.5, rng)
+}
+
+/// Plays `total` steps, or `cut` steps, a save/load round trip, and the rest.
+fn traces<L>(make: fn() -> refit::Result<L>, cut: usize, total: usize) -> (Vec<Step>, Vec<Step>)
+where
+    L: Learner<f64> + serde::Serialize + serde::de::DeserializeOwned + Clone,
+{
+    let mut whole: CtxSession<L> = Session::new(11, env, make).expect("session");
+    let a: Vec<Step> = (0..total).map(|_| whole.step().expect("step")).collect();
+    let mut first: CtxSession<L> = Session::new(11, env, make).expect("session");
+    let mut b: Vec<Step> = (0..cut).map(|_| first.step().expect("step")).collect();
+    let bytes = checkpoint::save(&first).expect("save");
+    drop(first);
+    let mut resumed: CtxSession<L> = checkpoint::load(&bytes).expect("load");
+    assert_eq!(resumed.steps_done(), cut);
+    b.extend((cut..total).map(|_| resumed.step().expect("step")));
+    (a, b)
+}
+
+#[test]
+fn incremental_run_resumes_bit_identically() {
+    let (a, b) = traces(incremental, 137, 400);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn refit_run_resumes_bit_identically() {
+    let (a, b) = traces(refit_learner, 61, 200);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn drifting_tabular_refit_resumes_bit_identically() {
+    type S = Session<f64, Drifting<f64>, Refit<f64>>;
+    let make_env = |_: &mut rand_chacha::ChaCha8Rng| Drifting::new(vec![0.0; 4], 1.0, 0.05);
+    let make = || {
+        Refit::tabular(
+            4,
+            RefitConfig {
+                weighting: Weighting::Exp(1.0),
+                ..RefitConfig::default()
+            },
+        )
+    };
+    let mut whole: S = Session::new(5, make_env, make).expect("session");
+    let a: Vec<Step> = (0..150).map(|_| whole.step().expect("step")).collect();
+    let mut first: S = Session::new(5, make_env, make).expect("session");
+    let mut b: Vec<Step> = (0..70).map(|_| first.step().expect("step")).collect();
+    let mut resumed: S = checkpoint::load(&checkpoint::save(&first).expect("save")).expect("load");
+    b.extend((70..150).map(|_| resumed.step().expect("step")));
+    assert_eq!(a, b);
+    assert_eq!(whole.env().means(), resumed.env().means());
+    assert_eq!(whole.learner().theta(), resumed.learner().theta());
+}
+
+fn saved() -> Vec<u8> {
+    let mut s: CtxSession<Refit<f64>> = Session::new(2, env, refit_learner).expect("session");
+    for _ in 0..20 {
+        s.step().expect("step");
+    }
+    checkpoint::save(&s).expect("save")
+}
+
+fn load(bytes: &[u8]) -> refit::Result<CtxSession<Refit<f64>>> {
+    checkpoint::load(bytes)
+}
+
+fn problem(r: refit::Result<CtxSession<Refit<f64>>>) -> CheckpointProblem {
+    match r {
+        Err(Error::Checkpoint { problem }) => problem,
+        other => panic!(
+            "expected a checkpoint error, got {:?}",
+            other.map(|s| s.steps_done())
+        ),
+    }
+}
+
+#[test]
+fn unknown_versions_truncation_and_corruption_are_typed_errors() {
+    let good = saved();
+    assert!(load(&good).is_ok());
+    let text = String::from_utf8(good.clone()).expect("JSON is UTF-8");
+    let v2 = text.replacen("\"version\":1", "\"version\":2", 1);
+    assert_eq!(
+        problem(load(v2.as_bytes())),
+        CheckpointProblem::UnknownVersion {
+            found: 2,
+            supported: 1
+        }
+    );
+    assert_eq!(
+        problem(load(&good[..good.len() / 2])),
+        CheckpointProblem::Truncated
+    );
+    assert_eq!(problem(load(b"")), CheckpointProblem::Truncated);
+    assert_eq!(problem(load(b"hello")), CheckpointProblem::NotACheckpoint);
+    let other = text.replacen("refit-checkpoint", "other-format", 1);
+    assert_eq!(
+        problem(load(other.as_bytes())),
+        CheckpointProblem::NotACheckpoint
+    );
+    // One digit of the payload changed: the checksum catches it.
+    let at = text.find("\"steps_done\":20").expect("field") + "\"steps_done\":".len();
+    let mut flipped = good.clone();
+    flipped[at] = b'3';
+    assert!(matches!(
+        problem(load(&flipped)),
+        CheckpointProblem::Corrupted { .. }
+    ));
+}
+
+/// 64-bit FNV-1a, as the format documents.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Re-seals a payload with a correct checksum.
+fn seal(payload: &serde_json::Value) -> Vec<u8> {
+    let text = serde_json::to_string(payload).expect("JSON");
+    format!(
+        "{{\"format\":\"refit-checkpoint\",\"version\":1,\"checksum\":\"{:016x}\",\"payload\":{text}}}",
+        fnv1a(text.as_bytes())
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_well_sealed_but_inconsistent_checkpoint_is_refused() {
+    let good = saved();
+    let v: serde_json::Value = serde_json::from_slice(&good).expect("JSON");
+    let payload = v["payload"].clone();
+    assert!(
+        load(&seal(&payload)).is_ok(),
+        "re-sealing an intact payload works"
+    );
+    let mut short = payload.clone();
+    short["learner"]["probs"]
+        .as_array_mut()
+        .expect("array")
+        .pop();
+    assert!(matches!(
+        problem(load(&seal(&short))),
+        CheckpointProblem::Inconsistent { .. }
+    ));
+    let mut wrong_k = payload.clone();
+    wrong_k["learner"]["k"] = serde_json::json!(7);
+    assert!(matches!(
+        problem(load(&seal(&wrong_k))),
+        CheckpointProblem::Inconsistent { .. }
+    ));
+    let mut negative = payload;
+    negative["env"]["noise_sd"] = serde_json::json!(-1.0);
+    assert!(matches!(
+        problem(load(&seal(&negative))),
+        CheckpointProblem::Inconsistent { .. }
+    ));
+}
+
+#[test]
+fn tabular_incremental_sessions_round_trip() {
+    type S = Session<f64, refit::env::Bernoulli<f64>, Incremental<f64, Tabular<f64>>>;
+    let mut s: S = Session::new(
+        1,
+        |_| refit::env::Bernoulli::new(vec![0.1, 0.9]),
+        || {
+            Incremental::tabular(
+                2,
+                StepSize::Decaying {
+                    alpha0: 0.5,
+                    kappa: 0.5,
+                },
+                Baseline::RunningMean,
+            )
+        },
+    )
+    .expect("session");
+    for _ in 0..30 {
+        s.step().expect("step");
+    }
+    let mut r: S = checkpoint::load(&checkpoint::save(&s).expect("save")).expect("load");
+    for _ in 0..30 {
+        assert_eq!(s.step().expect("step"), r.step().expect("step"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn random_damage_never_panics(cuts in prop::collection::vec((0usize..100_000, any::<u8>()), 1..4)) {
+        let mut bytes = saved();
+        for (at, b) in cuts {
+            let i = at % bytes.len();
+            bytes[i] = b;
+        }
+        // Either a typed error, or (if the damage hit nothing that matters) a valid session.
+        if let Ok(s) = load(&bytes) {
+            prop_assert!(s.validate().is_ok());
+        }
+    }
+}
