@@ -244,3 +244,122 @@ fn bad_policy_and_environment_calls_are_refused() {
         Err(Error::ActionOutOfRange { .. })
     ));
 }
+
+/// DESIGN §9, one row per bad input: the call, and the error it gets.
+#[test]
+fn design_section_9_table() {
+    use refit::learner::{Refit, RefitConfig};
+    type Case = (
+        &'static str,
+        Box<dyn Fn() -> refit::Result<()>>,
+        fn(&Error) -> bool,
+    );
+    let table: Vec<Case> = vec![
+        (
+            "NaN reward",
+            Box::new(|| learner().learn(&[1.0, 0.0], 0, f64::NAN, 0.5)),
+            |e| matches!(e, Error::NonFiniteReward { .. }),
+        ),
+        (
+            "infinite context",
+            Box::new(|| learner().learn(&[f64::INFINITY, 0.0], 0, 1.0, 0.5)),
+            |e| matches!(e, Error::NonFiniteContext { index: 0, .. }),
+        ),
+        (
+            "action out of range",
+            Box::new(|| learner().learn(&[1.0, 0.0], 3, 1.0, 0.5)),
+            |e| {
+                matches!(
+                    e,
+                    Error::ActionOutOfRange {
+                        action: 3,
+                        num_actions: 3
+                    }
+                )
+            },
+        ),
+        (
+            "context of the wrong length",
+            Box::new(|| learner().learn(&[1.0], 0, 1.0, 0.5)),
+            |e| {
+                matches!(
+                    e,
+                    Error::ContextLength {
+                        expected: 2,
+                        got: 1
+                    }
+                )
+            },
+        ),
+        (
+            "K = 0",
+            Box::new(|| {
+                Incremental::<f64, _>::tabular(0, StepSize::Constant(0.1), Baseline::None)
+                    .map(|_| ())
+            }),
+            |e| matches!(e, Error::ZeroActions),
+        ),
+        (
+            "non-positive step size",
+            Box::new(|| {
+                Incremental::<f64, _>::tabular(2, StepSize::Constant(-0.1), Baseline::None)
+                    .map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidStepSize { .. }),
+        ),
+        (
+            "non-finite step size",
+            Box::new(|| {
+                Incremental::<f64, _>::tabular(2, StepSize::Constant(f64::INFINITY), Baseline::None)
+                    .map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidStepSize { .. }),
+        ),
+        (
+            "λ < 0",
+            Box::new(|| {
+                Refit::<f64>::linear(
+                    2,
+                    2,
+                    RefitConfig {
+                        lambda: -1.0,
+                        ..RefitConfig::default()
+                    },
+                )
+                .map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidLambda { .. }),
+        ),
+        (
+            "λ = 0 outside the tabular closed form",
+            Box::new(|| {
+                Refit::<f64>::linear(
+                    2,
+                    2,
+                    RefitConfig {
+                        lambda: 0.0,
+                        ..RefitConfig::default()
+                    },
+                )
+                .map(|_| ())
+            }),
+            |e| matches!(e, Error::InvalidLambda { .. }),
+        ),
+        (
+            "negative weight under Identity",
+            Box::new(|| {
+                Refit::<f64>::linear(2, 2, RefitConfig::default())?.learn(&[1.0, 0.0], 0, -1.0, 0.5)
+            }),
+            |e| matches!(e, Error::NegativeWeight { index: 0, .. }),
+        ),
+        (
+            "propensity outside (0, 1]",
+            Box::new(|| learner().learn(&[1.0, 0.0], 0, 1.0, 0.0)),
+            |e| matches!(e, Error::InvalidPropensity { .. }),
+        ),
+    ];
+    for (what, call, expected) in table {
+        let err = call().expect_err(what);
+        assert!(expected(&err), "{what}: got {err:?}");
+    }
+}

@@ -16,7 +16,7 @@
 //! certified by a full pass, exactly as for a cold solve.
 
 use super::newton::{Workspace, newton_with};
-use super::{Options, Report, StopReason, accept_step, norm_inf};
+use super::{DENSE_MAX_DIM, Method, Options, Report, StopReason, accept_step, newton_cg, norm_inf};
 use crate::error::Result;
 use crate::objective::LogLikelihood;
 use crate::real::Real;
@@ -66,11 +66,9 @@ impl<F: Real> Warm<F> {
         let kp = crate::policy::kernels::padded(k);
         Self {
             n: k * d,
-            ws: Workspace {
-                h: vec![F::zero(); k * d * k * d],
-                chol: vec![F::zero(); k * d * k * d],
-                valid: false,
-            },
+            // Dense (K·d)² matrices are allocated when first used: a
+            // Hessian-free solve never needs them.
+            ws: Workspace::default(),
             h_valid: false,
             chol_valid: false,
             grad_t: vec![F::zero(); kp * d],
@@ -127,8 +125,9 @@ impl<F: Real> Warm<F> {
         let sc = &self.scratch;
         ensure(
             self.n == n
-                && self.ws.h.len() == n * n
-                && self.ws.chol.len() == n * n
+                && (self.ws.h.is_empty() || self.ws.h.len() == n * n)
+                && (self.ws.chol.is_empty() || self.ws.chol.len() == n * n)
+                && (!self.h_valid || self.ws.h.len() == n * n)
                 && self.grad_t.len() == kp * d
                 && self.c.len() == kp
                 && [&sc.s, &sc.y, &sc.hs, &sc.theta]
@@ -170,6 +169,14 @@ impl<F: Real> Warm<F> {
     ) -> Result<Report<F>> {
         options.check()?;
         let n = self.n;
+        let dense = match options.method {
+            Method::Newton => true,
+            Method::NewtonCg => false,
+            Method::Auto => n <= DENSE_MAX_DIM,
+        };
+        if !dense {
+            return self.hessian_free(obj, theta_t, options);
+        }
         // With few rows, forming the exact Hessian costs less than the extra
         // passes a lagged one needs: it is formed afresh before every step.
         let exact = obj.data().rows() <= n;
@@ -208,6 +215,7 @@ impl<F: Real> Warm<F> {
                 });
             }
             if exact {
+                self.ws.h.resize(n * n, F::zero());
                 obj.neg_hessian_at(theta_t, &mut self.ws.h)?;
                 self.h_valid = true;
                 self.chol_valid = false;
@@ -291,6 +299,26 @@ impl<F: Real> Warm<F> {
         }
         self.pairs.clear();
         self.chol_valid = false;
+    }
+
+    /// Newton-CG from `theta_t`, for K·d too large for dense Hessians.
+    fn hessian_free(
+        &mut self,
+        obj: &mut LogLikelihood<F>,
+        theta_t: &mut [F],
+        options: &Options<F>,
+    ) -> Result<Report<F>> {
+        let sc = &mut self.scratch;
+        obj.to_flat(theta_t, &mut sc.theta);
+        let report = newton_cg(obj, &mut sc.theta, options)?;
+        obj.to_padded(&sc.theta, theta_t);
+        // Newton-CG leaves the objective's θ at its result: one more pass
+        // would give the gradient there; the next refit takes it instead.
+        self.have_grad = false;
+        self.h_valid = false;
+        self.chol_valid = false;
+        self.value = report.value;
+        Ok(report)
     }
 
     /// Newton with freshly formed Hessians from `theta_t`, keeping the last
