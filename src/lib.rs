@@ -50,7 +50,7 @@
 //! # Layout
 //! * [`policy`]: softmax policies ([`policy::LinearSoftmax`], [`policy::Tabular`]),
 //!   their score and Hessian-vector product;
-//! * [`env`]: bandits that know their expected rewards, so regret is exact;
+//! * [`env`](mod@env): bandits that know their expected rewards, so regret is exact;
 //! * [`learner`]: the [`learner::Learner`] trait, [`learner::Incremental`]
 //!   and [`learner::Refit`];
 //! * [`objective`]: the refit objective, kept apart from the solvers;

@@ -2,7 +2,7 @@
 
 use rand::{Rng, RngExt};
 
-use super::{Environment, copy_means, unit_context};
+use super::Environment;
 use crate::error::{Error, Result};
 use crate::policy::check_action;
 use crate::real::Real;
@@ -60,26 +60,7 @@ impl<F: Real> Bernoulli<F> {
 }
 
 impl<F: Real> Environment<F> for Bernoulli<F> {
-    fn num_actions(&self) -> usize {
-        self.means.len()
-    }
-
-    fn context_dim(&self) -> usize {
-        1
-    }
-
-    fn next_context<R: Rng + ?Sized>(&mut self, _rng: &mut R, out: &mut [F]) -> Result<()> {
-        unit_context(out)
-    }
-
-    fn expected_rewards(&self, out: &mut [F]) -> Result<()> {
-        copy_means(&self.means, out)
-    }
-
-    fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
-        crate::policy::check_context(x, 1)?;
-        copy_means(&self.means, out)
-    }
+    plain_bandit!();
 
     fn validate(&self) -> Result<()> {
         Self::new(self.means.clone())

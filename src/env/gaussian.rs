@@ -2,7 +2,7 @@
 
 use rand::Rng;
 
-use super::{Environment, check_means, check_nonneg, copy_means, std_normal, unit_context};
+use super::{Environment, check_means, check_nonneg, std_normal};
 use crate::error::Result;
 use crate::policy::check_action;
 use crate::real::Real;
@@ -59,26 +59,7 @@ impl<F: Real> Gaussian<F> {
 }
 
 impl<F: Real> Environment<F> for Gaussian<F> {
-    fn num_actions(&self) -> usize {
-        self.means.len()
-    }
-
-    fn context_dim(&self) -> usize {
-        1
-    }
-
-    fn next_context<R: Rng + ?Sized>(&mut self, _rng: &mut R, out: &mut [F]) -> Result<()> {
-        unit_context(out)
-    }
-
-    fn expected_rewards(&self, out: &mut [F]) -> Result<()> {
-        copy_means(&self.means, out)
-    }
-
-    fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
-        crate::policy::check_context(x, 1)?;
-        copy_means(&self.means, out)
-    }
+    plain_bandit!();
 
     fn validate(&self) -> Result<()> {
         Self::new(self.means.clone(), self.sd)

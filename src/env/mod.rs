@@ -6,6 +6,33 @@
 //! learners that share an environment seed see the same contexts and the
 //! same noise (common random numbers).
 
+/// The methods every plain (context-free) bandit shares: K = `self.means.len()`,
+/// d = 1 with the context `[1]`, and expected rewards `self.means`.
+macro_rules! plain_bandit {
+    () => {
+        fn num_actions(&self) -> usize {
+            self.means.len()
+        }
+
+        fn context_dim(&self) -> usize {
+            1
+        }
+
+        fn next_context<R: Rng + ?Sized>(&mut self, _rng: &mut R, out: &mut [F]) -> Result<()> {
+            super::unit_context(out)
+        }
+
+        fn expected_rewards(&self, out: &mut [F]) -> Result<()> {
+            super::copy_means(&self.means, out)
+        }
+
+        fn expected_rewards_at(&self, x: &[F], out: &mut [F]) -> Result<()> {
+            crate::policy::check_context(x, 1)?;
+            super::copy_means(&self.means, out)
+        }
+    };
+}
+
 mod bernoulli;
 mod drifting;
 mod finite_context;

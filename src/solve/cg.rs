@@ -1,6 +1,6 @@
 //! Hessian-free (truncated) Newton: conjugate gradients on Hessian-vector products.
 
-use super::{Options, Report, StopReason, accept_step, norm_inf};
+use super::{Options, Report, backtrack, line_search_failed, norm_inf, stop_reason};
 use crate::error::Result;
 use crate::objective::Objective;
 use crate::real::Real;
@@ -39,12 +39,7 @@ pub fn newton_cg<F: Real, O: Objective<F>>(
     let mut iterations = 0;
     loop {
         let gn = norm_inf(&grad);
-        if gn <= threshold || iterations >= options.max_iter {
-            let stop = if gn <= threshold {
-                StopReason::Converged
-            } else {
-                StopReason::MaxIterations
-            };
+        if let Some(stop) = stop_reason(gn, threshold, iterations, options.max_iter) {
             return Ok(Report {
                 iterations,
                 passes,
@@ -90,38 +85,22 @@ pub fn newton_cg<F: Real, O: Objective<F>>(
             dir.copy_from_slice(&grad);
         }
         let expected: F = dir.iter().zip(&grad).map(|(d, g)| *d * *g).sum();
-        let mut t = F::one();
-        let mut accepted = false;
-        for _ in 0..50 {
-            for ((x, &t0), &d) in trial.iter_mut().zip(theta.iter()).zip(&dir) {
-                *x = t0 + t * d;
+        let step = backtrack(
+            obj,
+            theta,
+            &mut grad,
+            &dir,
+            value,
+            expected,
+            &mut trial,
+            &mut trial_grad,
+            &mut passes,
+        )?;
+        match step {
+            Some(v) => value = v,
+            None => {
+                return line_search_failed(obj, theta, &mut grad, iterations, passes, threshold);
             }
-            let vt = match obj.value_grad(&trial, &mut trial_grad) {
-                Ok(v) => v,
-                Err(crate::Error::NonFiniteLogits) => F::neg_infinity(),
-                Err(e) => return Err(e),
-            };
-            passes += 1;
-            if accept_step(value, vt, t * expected, gn, norm_inf(&trial_grad)) {
-                theta.copy_from_slice(&trial);
-                std::mem::swap(&mut grad, &mut trial_grad);
-                value = vt;
-                accepted = true;
-                break;
-            }
-            t *= F::c(0.5);
-        }
-        if !accepted {
-            value = obj.value_grad(theta, &mut grad)?;
-            passes += 1;
-            return Ok(Report {
-                iterations,
-                passes,
-                grad_norm: norm_inf(&grad),
-                threshold,
-                value,
-                stop: StopReason::LineSearchFailed,
-            });
         }
     }
 }

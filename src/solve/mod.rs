@@ -235,6 +235,85 @@ pub(crate) fn solve<F: Real, O: Objective<F>>(
     }
 }
 
+/// Backtracking line search along `dir` from `theta`, whose value is
+/// `value`, gradient `grad` (norm `gn`) and directional derivative
+/// ∇J·dir = `expected`: the step is halved until [`accept_step`] holds, at
+/// most 50 times. On success `theta` and `grad` hold the accepted point and
+/// its gradient and its value is returned; on failure they are unchanged and
+/// `None` is returned. `passes` counts the objective evaluations.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backtrack<F: Real, O: Objective<F>>(
+    obj: &mut O,
+    theta: &mut [F],
+    grad: &mut [F],
+    dir: &[F],
+    value: F,
+    expected: F,
+    trial: &mut [F],
+    trial_grad: &mut [F],
+    passes: &mut usize,
+) -> Result<Option<F>> {
+    let gn = norm_inf(grad);
+    let mut t = F::one();
+    for _ in 0..50 {
+        for ((x, &t0), &d) in trial.iter_mut().zip(theta.iter()).zip(dir) {
+            *x = t0 + t * d;
+        }
+        // A step so long that the logits overflow is just too long.
+        let vt = match obj.value_grad(trial, trial_grad) {
+            Ok(v) => v,
+            Err(Error::NonFiniteLogits) => F::neg_infinity(),
+            Err(e) => return Err(e),
+        };
+        *passes += 1;
+        if accept_step(value, vt, t * expected, gn, norm_inf(trial_grad)) {
+            theta.copy_from_slice(trial);
+            grad.copy_from_slice(trial_grad);
+            return Ok(Some(vt));
+        }
+        t *= F::c(0.5);
+    }
+    Ok(None)
+}
+
+/// The report of a solve whose line search found no acceptable step: the
+/// objective is evaluated once more at the returned `theta`, so that its
+/// remembered θ is the returned one.
+pub(crate) fn line_search_failed<F: Real, O: Objective<F>>(
+    obj: &mut O,
+    theta: &[F],
+    grad: &mut [F],
+    iterations: usize,
+    passes: usize,
+    threshold: F,
+) -> Result<Report<F>> {
+    let value = obj.value_grad(theta, grad)?;
+    Ok(Report {
+        iterations,
+        passes: passes + 1,
+        grad_norm: norm_inf(grad),
+        threshold,
+        value,
+        stop: StopReason::LineSearchFailed,
+    })
+}
+
+/// `Converged` below the threshold, `MaxIterations` at the cap, else `None`.
+pub(crate) fn stop_reason<F: Real>(
+    grad_norm: F,
+    threshold: F,
+    iterations: usize,
+    max_iter: usize,
+) -> Option<StopReason> {
+    if grad_norm <= threshold {
+        Some(StopReason::Converged)
+    } else if iterations >= max_iter {
+        Some(StopReason::MaxIterations)
+    } else {
+        None
+    }
+}
+
 /// max |v_i|.
 pub(crate) fn norm_inf<F: Real>(v: &[F]) -> F {
     crate::policy::max_abs(v)

@@ -1,6 +1,6 @@
 //! Newton's method with a dense Cholesky solve and a backtracking line search.
 
-use super::{Options, Report, StopReason, accept_step, norm_inf};
+use super::{Options, Report, backtrack, line_search_failed, norm_inf, stop_reason};
 use crate::error::{Error, Result};
 use crate::objective::Objective;
 use crate::real::Real;
@@ -63,14 +63,7 @@ pub(crate) fn newton_with<F: Real, O: Objective<F>>(
     let mut iterations = 0;
     loop {
         let gn = norm_inf(grad);
-        let stop = if gn <= threshold {
-            Some(StopReason::Converged)
-        } else if iterations >= options.max_iter {
-            Some(StopReason::MaxIterations)
-        } else {
-            None
-        };
-        if let Some(stop) = stop {
+        if let Some(stop) = stop_reason(gn, threshold, iterations, options.max_iter) {
             return Ok(Report {
                 iterations,
                 passes,
@@ -91,40 +84,20 @@ pub(crate) fn newton_with<F: Real, O: Objective<F>>(
         dir.copy_from_slice(grad);
         crate::simd::solve(&ws.chol, n, &mut dir);
         let expected: F = dir.iter().zip(grad.iter()).map(|(d, g)| *d * *g).sum();
-        let mut t = F::one();
-        let mut accepted = false;
-        for _ in 0..50 {
-            for ((x, &t0), &d) in trial.iter_mut().zip(theta.iter()).zip(&dir) {
-                *x = t0 + t * d;
-            }
-            // A step so long that the logits overflow is just too long.
-            let vt = match obj.value_grad(&trial, &mut trial_grad) {
-                Ok(v) => v,
-                Err(Error::NonFiniteLogits) => F::neg_infinity(),
-                Err(e) => return Err(e),
-            };
-            passes += 1;
-            if accept_step(value, vt, t * expected, gn, norm_inf(&trial_grad)) {
-                theta.copy_from_slice(&trial);
-                grad.copy_from_slice(&trial_grad);
-                value = vt;
-                accepted = true;
-                break;
-            }
-            t *= F::c(0.5);
-        }
-        if !accepted {
-            // Leave the objective's remembered θ at the returned point.
-            value = obj.value_grad(theta, grad)?;
-            passes += 1;
-            return Ok(Report {
-                iterations,
-                passes,
-                grad_norm: norm_inf(grad),
-                threshold,
-                value,
-                stop: StopReason::LineSearchFailed,
-            });
+        let step = backtrack(
+            obj,
+            theta,
+            grad,
+            &dir,
+            value,
+            expected,
+            &mut trial,
+            &mut trial_grad,
+            &mut passes,
+        )?;
+        match step {
+            Some(v) => value = v,
+            None => return line_search_failed(obj, theta, grad, iterations, passes, threshold),
         }
     }
 }

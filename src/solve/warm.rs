@@ -16,7 +16,9 @@
 //! certified by a full pass, exactly as for a cold solve.
 
 use super::newton::{Workspace, newton_with};
-use super::{DENSE_MAX_DIM, Method, Options, Report, StopReason, accept_step, newton_cg, norm_inf};
+use super::{
+    DENSE_MAX_DIM, Method, Options, Report, accept_step, newton_cg, norm_inf, stop_reason,
+};
 use crate::error::Result;
 use crate::objective::LogLikelihood;
 use crate::real::Real;
@@ -192,14 +194,7 @@ impl<F: Real> Warm<F> {
         let mut iterations = 0;
         loop {
             let gn = norm_inf(&self.grad_t);
-            let stop = if gn <= threshold {
-                Some(StopReason::Converged)
-            } else if iterations >= options.max_iter {
-                Some(StopReason::MaxIterations)
-            } else {
-                None
-            };
-            if let Some(stop) = stop {
+            if let Some(stop) = stop_reason(gn, threshold, iterations, options.max_iter) {
                 self.fold_pairs();
                 if exact {
                     // Formed afresh before every step: nothing to keep up to date.
