@@ -13,7 +13,7 @@ use crate::run::{Step, env_rng, learner_rng};
 ///
 /// [`crate::run::Runner`] plays its seeds through sessions; a session can
 /// also be driven by hand, and, with feature `serde`, saved and resumed
-/// bit for bit ([`crate::checkpoint`]).
+/// bit for bit (`refit::checkpoint`).
 ///
 /// A step that fails (a learner's error, say) may leave the environment
 /// advanced: the session then refuses further steps with

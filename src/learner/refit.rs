@@ -56,10 +56,14 @@ impl<F: Real> Default for RefitConfig<F> {
 /// (‖∇J‖∞ ≤ tol · (1 + Σ|w|)) and reported ([`Refit::last_report`]).
 ///
 /// A refit is warm-started from the previous optimum with the lagged Newton
-/// of [`crate::solve`]: the new points' gradient and Hessian are added
-/// exactly, and typically one Newton step and one certifying pass over the
-/// (compressed) history follow. With λ = 0 on a tabular learner the optimum
-/// is the closed form π*(a) = R_a / Σ_b R_b.
+/// of [`crate::solve`]: the new points' gradient, value and Hessian are
+/// added exactly, then Newton steps with the kept (BFGS-corrected) Hessian
+/// follow, each certified by one pass over the (compressed) history — about
+/// two passes per refit at n = 10⁴ points for K = 10, d = 8, four at
+/// n = 10³. With no more rows than parameters the exact Hessian is formed
+/// instead; with K·d > 256 (or [`crate::solve::Method::NewtonCg`]) the
+/// refit is Hessian-free. With λ = 0 on a tabular learner the optimum is the
+/// closed form π*(a) = R_a / Σ_b R_b.
 ///
 /// A refit that fails (logits that overflow; no convergence with
 /// `strict`) returns an error from [`Learner::act`] and loses nothing: the
