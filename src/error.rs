@@ -210,6 +210,21 @@ pub(crate) fn ensure(ok: bool, what: &'static str) -> Result<()> {
     if ok { Ok(()) } else { Err(inconsistent(what)) }
 }
 
+/// A vector of `n` copies of `value`, or [`Error::InvalidParameter`] (named
+/// `name`) if it cannot be allocated: a size from user input must not abort
+/// the process.
+pub(crate) fn try_filled<T: Clone>(n: usize, value: T, name: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::InvalidParameter {
+            name,
+            value: n as f64,
+            expected: "a size that fits in memory",
+        })?;
+    v.resize(n, value);
+    Ok(v)
+}
+
 /// `Result` with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 

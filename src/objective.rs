@@ -430,19 +430,21 @@ impl<F: Real> LogLikelihood<F> {
         let kp = data.kp;
         let n = kp * data.d;
         let k = data.k;
+        let mut bias = crate::error::try_filled(kp, F::zero(), "k")?;
+        for b in &mut bias[k..] {
+            *b = F::neg_infinity();
+        }
         Ok(Self {
             data,
             lambda,
-            bias: (0..kp)
-                .map(|a| if a < k { F::zero() } else { F::neg_infinity() })
-                .collect(),
-            theta_t: vec![F::zero(); n],
-            grad_t: vec![F::zero(); n],
+            bias,
+            theta_t: crate::error::try_filled(n, F::zero(), "k * d")?,
+            grad_t: crate::error::try_filled(n, F::zero(), "k * d")?,
             probs: Vec::new(),
             probs_valid: false,
-            z: vec![F::zero(); kp],
-            r: vec![F::zero(); kp],
-            v_t: vec![F::zero(); n],
+            z: crate::error::try_filled(kp, F::zero(), "k")?,
+            r: crate::error::try_filled(kp, F::zero(), "k")?,
+            v_t: crate::error::try_filled(n, F::zero(), "k * d")?,
         })
     }
 

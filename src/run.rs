@@ -391,7 +391,7 @@ impl Runner {
         let groups = split(&self.seeds);
         let shadow_len = observe.shadow.map_or(0, |s| s.at.len());
         let play_group = |seeds: &&[u64]| -> Result<Accumulator> {
-            let mut acc = Accumulator::new(self.steps, shadow_len);
+            let mut acc = Accumulator::new(self.steps, shadow_len)?;
             for &seed in seeds.iter() {
                 acc.begin_seed();
                 let started = std::time::Instant::now();
@@ -444,7 +444,13 @@ impl Runner {
         ME: Fn(&mut ChaCha8Rng) -> Result<E>,
         ML: Fn() -> Result<L>,
     {
-        let mut out = Vec::with_capacity(self.steps);
+        let mut out = Vec::new();
+        out.try_reserve_exact(self.steps)
+            .map_err(|_| Error::InvalidParameter {
+                name: "steps",
+                value: self.steps as f64,
+                expected: "a size that fits in memory",
+            })?;
         play(
             seed,
             self.steps,
@@ -626,15 +632,15 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn new(steps: usize, shadow_steps: usize) -> Self {
-        Self {
+    fn new(steps: usize, shadow_steps: usize) -> Result<Self> {
+        Ok(Self {
             n: 0,
             cum: 0.0,
-            stats: vec![[(0.0, 0.0); 4]; steps],
-            shadow: vec![[(0.0, 0.0); 3]; shadow_steps],
+            stats: crate::error::try_filled(steps, [(0.0, 0.0); 4], "steps")?,
+            shadow: crate::error::try_filled(shadow_steps, [(0.0, 0.0); 3], "shadow.at")?,
             finish: (0.0, 0.0),
             cpu_seconds: 0.0,
-        }
+        })
     }
 
     fn begin_seed(&mut self) {

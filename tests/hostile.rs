@@ -219,3 +219,32 @@ fn ten_thousand_actions_and_empty_histories() {
     let f = fit(x.view(), &[], &[], 3, 0.5, &Options::default(), None).expect("empty");
     assert!(f.theta.iter().all(|v| *v == 0.0) && f.report.converged());
 }
+
+/// Sizes from user input that cannot be allocated are errors, not aborts.
+#[test]
+fn absurd_sizes_are_errors() {
+    assert!(LinearSoftmax::<f64>::new(1 << 40, 1 << 20).is_err());
+    assert!(
+        Incremental::<f64, _>::tabular(1 << 60, StepSize::Constant(0.1), Baseline::None).is_err()
+    );
+    assert!(Refit::<f64>::linear(1 << 40, 1 << 20, RefitConfig::default()).is_err());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    assert!(LinearContextual::<f64>::random(1 << 40, 1 << 30, 0.1, &mut rng).is_err());
+    assert!(FiniteContext::<f64>::random(1 << 40, 1 << 30, &mut rng).is_err());
+    assert!(Gaussian::<f64>::testbed(1 << 60, 0.0, &mut rng).is_err());
+    let runner = refit::run::Runner::new(usize::MAX / 2, 1).expect("a runner is just settings");
+    let r = runner.run(
+        |_| Bernoulli::new(vec![0.5f64, 0.5]),
+        || Incremental::tabular(2, StepSize::Constant(0.1), Baseline::None),
+    );
+    assert!(r.is_err());
+    assert!(
+        runner
+            .trace(
+                0,
+                |_| Bernoulli::new(vec![0.5f64, 0.5]),
+                || { Incremental::tabular(2, StepSize::Constant(0.1), Baseline::None) }
+            )
+            .is_err()
+    );
+}

@@ -70,7 +70,7 @@ impl<F: Real> FiniteContext<F> {
     /// # Errors
     /// As [`FiniteContext::new`].
     pub fn random<R: Rng + ?Sized>(m: usize, k: usize, rng: &mut R) -> Result<Self> {
-        let means = Array2::from_shape_fn((m, k), |_| F::c(rng.random::<f64>()));
+        let means = super::try_matrix(m, k, || F::c(rng.random::<f64>()))?;
         Self::new(&means)
     }
 

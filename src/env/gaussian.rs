@@ -46,10 +46,8 @@ impl<F: Real> Gaussian<F> {
     /// # Errors
     /// As [`Gaussian::new`].
     pub fn testbed<R: Rng + ?Sized>(k: usize, mean_offset: F, rng: &mut R) -> Result<Self> {
-        let means = (0..k)
-            .map(|_| mean_offset + std_normal::<F, R>(rng))
-            .collect();
-        Self::new(means, F::one())
+        let means = super::try_matrix(1, k, || mean_offset + std_normal::<F, R>(rng))?;
+        Self::new(means.into_raw_vec_and_offset().0, F::one())
     }
 
     /// The arm means q*(a).

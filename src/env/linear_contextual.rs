@@ -73,7 +73,7 @@ impl<F: Real> LinearContextual<F> {
     /// As [`LinearContextual::new`].
     pub fn random<R: Rng + ?Sized>(k: usize, d: usize, noise_sd: F, rng: &mut R) -> Result<Self> {
         let scale = F::one() / F::c(d.max(1) as f64).sqrt();
-        let w = Array2::from_shape_fn((k, d), |_| scale * std_normal::<F, R>(rng));
+        let w = super::try_matrix(k, d, || scale * std_normal::<F, R>(rng))?;
         Self::new(&w, noise_sd)
     }
 

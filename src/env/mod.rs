@@ -148,6 +148,24 @@ pub(crate) fn copy_means<F: Real>(means: &[F], out: &mut [F]) -> Result<()> {
     Ok(())
 }
 
+/// An r×c matrix filled by `f`, or an error if its size cannot be allocated.
+pub(crate) fn try_matrix<F: Real>(
+    rows: usize,
+    cols: usize,
+    mut f: impl FnMut() -> F,
+) -> Result<ndarray::Array2<F>> {
+    let too_big = || Error::InvalidParameter {
+        name: "shape",
+        value: rows as f64 * cols as f64,
+        expected: "a size that fits in memory",
+    };
+    let n = rows.checked_mul(cols).ok_or_else(too_big)?;
+    let mut v = crate::error::try_filled(0, F::zero(), "shape")?;
+    v.try_reserve_exact(n).map_err(|_| too_big())?;
+    v.extend((0..n).map(|_| f()));
+    ndarray::Array2::from_shape_vec((rows, cols), v).map_err(|_| too_big())
+}
+
 /// A standard normal draw in `F`.
 #[inline]
 pub(crate) fn std_normal<F: Real, R: Rng + ?Sized>(rng: &mut R) -> F {

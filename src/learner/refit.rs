@@ -156,7 +156,7 @@ impl<F: Real> Refit<F> {
         let data = Dataset::new(k, d, config.compress)?;
         let obj = LogLikelihood::new(data, config.lambda)?;
         let kp = padded(k);
-        let warm = Warm::new(&obj);
+        let warm = Warm::new(&obj)?;
         let closed = (config.lambda == F::zero()).then(|| {
             (0..kp)
                 .map(|a| {
@@ -175,8 +175,8 @@ impl<F: Real> Refit<F> {
             config,
             obj,
             history: History::new(d),
-            theta_t: vec![F::zero(); kp * d],
-            theta_trial: vec![F::zero(); kp * d],
+            theta_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
+            theta_trial: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
             closed,
             warm,
             pending: 0,

@@ -78,14 +78,15 @@ impl<F: Real> LinearSoftmax<F> {
                 value: k as f64 * d as f64,
                 expected: "K·d small enough to allocate",
             })?;
-        let bias = (0..kp)
-            .map(|a| if a < k { F::zero() } else { F::neg_infinity() })
-            .collect();
+        let mut bias = crate::error::try_filled(kp, F::zero(), "k")?;
+        for b in &mut bias[k..] {
+            *b = F::neg_infinity();
+        }
         Ok(Self {
             k,
             d,
             kp,
-            theta: vec![F::zero(); n],
+            theta: crate::error::try_filled(n, F::zero(), "k * d")?,
             bias,
             theta_bound: F::zero(),
             coef: vec![F::zero(); kp],

@@ -62,34 +62,34 @@ struct Scratch<F> {
 }
 
 impl<F: Real> Warm<F> {
-    pub(crate) fn new(obj: &LogLikelihood<F>) -> Self {
+    pub(crate) fn new(obj: &LogLikelihood<F>) -> Result<Self> {
         let data = obj.data();
         let (k, d) = (data.num_actions(), data.context_dim());
         let kp = crate::policy::kernels::padded(k);
-        Self {
+        Ok(Self {
             n: k * d,
             // Dense (K·d)² matrices are allocated when first used: a
             // Hessian-free solve never needs them.
             ws: Workspace::default(),
             h_valid: false,
             chol_valid: false,
-            grad_t: vec![F::zero(); kp * d],
+            grad_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
             value: F::zero(),
             have_grad: false,
-            c: vec![F::zero(); kp],
+            c: crate::error::try_filled(kp, F::zero(), "k * d")?,
             pairs: Pairs::default(),
             scratch: Scratch {
-                s: vec![F::zero(); k * d],
-                y: vec![F::zero(); k * d],
-                hs: vec![F::zero(); k * d],
-                theta: vec![F::zero(); k * d],
-                trial_t: vec![F::zero(); kp * d],
-                trial_grad_t: vec![F::zero(); kp * d],
-                dir_t: vec![F::zero(); kp * d],
-                y_t: vec![F::zero(); kp * d],
+                s: crate::error::try_filled(k * d, F::zero(), "k * d")?,
+                y: crate::error::try_filled(k * d, F::zero(), "k * d")?,
+                hs: crate::error::try_filled(k * d, F::zero(), "k * d")?,
+                theta: crate::error::try_filled(k * d, F::zero(), "k * d")?,
+                trial_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
+                trial_grad_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
+                dir_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
+                y_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
             },
             refreshes: 0,
-        }
+        })
     }
 
     /// Accounts for the point (x, a, w) just added to the objective's data,
