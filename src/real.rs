@@ -93,7 +93,9 @@ impl Real for f32 {
     }
 }
 
-/// Branch-free `exp` for `f64`: Cody–Waite reduction `x = n ln2 + r`,
+/// Branch-free `exp` for `f64` in fused multiply-adds (exactly rounded, so
+/// the result is the same on every CPU; see `crate::simd`): Cody–Waite
+/// reduction `x = n ln2 + r`,
 /// |r| ≤ ln2/2, a degree-13 Taylor polynomial for `exp(r)` (truncation error
 /// below 2e-16 relative) evaluated by Estrin's scheme, and the scale applied
 /// as `2 · 2ⁿ⁻¹` so that it stays a normal number up to overflow, which gives
@@ -114,27 +116,28 @@ fn exp_f64(x: f64) -> f64 {
 
     let xc = if x < LO { LO } else { x };
     let xc = if xc > HI { HI } else { xc };
-    let k = xc * LOG2E + MAGIC;
+    let k = xc.mul_add(LOG2E, MAGIC);
     let n = k - MAGIC;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let r = (-n).mul_add(LN2_HI, xc);
+    let r = (-n).mul_add(LN2_LO, r);
     // Taylor coefficients 1/j!, j = 0..=13, by Estrin's scheme: a short
     // dependency chain, which is what bounds a softmax over ten logits.
     let r2 = r * r;
     let r4 = r2 * r2;
     let r8 = r4 * r4;
     let p01 = 1.0 + r;
-    let p23 = 0.5 + r * (1.0 / 6.0);
-    let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
-    let p67 = 1.0 / 720.0 + r * (1.0 / 5_040.0);
-    let p89 = 1.0 / 40_320.0 + r * (1.0 / 362_880.0);
-    let p1011 = 1.0 / 3_628_800.0 + r * (1.0 / 39_916_800.0);
-    let p1213 = 1.0 / 479_001_600.0 + r * (1.0 / 6_227_020_800.0);
-    let p03 = p01 + r2 * p23;
-    let p47 = p45 + r2 * p67;
-    let p811 = p89 + r2 * p1011;
-    let p07 = p03 + r4 * p47;
-    let p813 = p811 + r4 * p1213;
-    let p = p07 + r8 * p813;
+    let p23 = r.mul_add(1.0 / 6.0, 0.5);
+    let p45 = r.mul_add(1.0 / 120.0, 1.0 / 24.0);
+    let p67 = r.mul_add(1.0 / 5_040.0, 1.0 / 720.0);
+    let p89 = r.mul_add(1.0 / 362_880.0, 1.0 / 40_320.0);
+    let p1011 = r.mul_add(1.0 / 39_916_800.0, 1.0 / 3_628_800.0);
+    let p1213 = r.mul_add(1.0 / 6_227_020_800.0, 1.0 / 479_001_600.0);
+    let p03 = r2.mul_add(p23, p01);
+    let p47 = r2.mul_add(p67, p45);
+    let p811 = r2.mul_add(p1011, p89);
+    let p07 = r4.mul_add(p47, p03);
+    let p813 = r4.mul_add(p1213, p811);
+    let p = r8.mul_add(p813, p07);
     // 2ⁿ = 2 · 2ⁿ⁻¹, with n − 1 in the normal exponent range for every clamped x.
     let scale = f64::from_bits(
         k.to_bits()
@@ -162,16 +165,17 @@ fn exp_f32(x: f32) -> f32 {
 
     let xc = if x < LO { LO } else { x };
     let xc = if xc > HI { HI } else { xc };
-    let k = xc * LOG2E + MAGIC;
+    let k = xc.mul_add(LOG2E, MAGIC);
     let n = k - MAGIC;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let r = (-n).mul_add(LN2_HI, xc);
+    let r = (-n).mul_add(LN2_LO, r);
     let r2 = r * r;
     let r4 = r2 * r2;
     let p01 = 1.0 + r;
-    let p23 = 0.5 + r * (1.0 / 6.0);
-    let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
-    let p67 = 1.0 / 720.0 + r * (1.0 / 5_040.0);
-    let p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
+    let p23 = r.mul_add(1.0 / 6.0, 0.5);
+    let p45 = r.mul_add(1.0 / 120.0, 1.0 / 24.0);
+    let p67 = r.mul_add(1.0 / 5_040.0, 1.0 / 720.0);
+    let p = r4.mul_add(r2.mul_add(p67, p45), r2.mul_add(p23, p01));
     let scale = f32::from_bits(
         k.to_bits()
             .wrapping_sub(MAGIC_BITS)

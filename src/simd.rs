@@ -1,15 +1,18 @@
 //! Runtime CPU-feature dispatch for the hot kernels of act and learn.
 //!
-//! The kernels in `policy::softmax` are plain Rust that the compiler
-//! vectorizes. Built for the x86-64 baseline they get 2-lane SSE2; compiled a
-//! second time with AVX2 enabled they get 4 lanes, and the act+learn step at
-//! (K, d) = (10, 16), f64 drops from ~180 ns to well under half (see
-//! `benches/gradient_step.rs`). This module picks the widest variant the CPU
-//! supports at run time (the check is a cached atomic load).
+//! The kernels in `policy::kernels` are plain Rust that the compiler
+//! vectorizes. Built for the x86-64 baseline they get 2-lane SSE2 and a
+//! library call for each fused multiply-add; compiled a second time with
+//! AVX2 and FMA enabled they get 4 lanes and one instruction per
+//! multiply-add (see `benches/gradient_step.rs`). This module picks that
+//! variant at run time when the CPU has both (the check is a cached atomic
+//! load).
 //!
-//! Results are bit-identical whichever variant runs: Rust never contracts
-//! `a * b + c` into a fused multiply-add, and the kernels fix their summation
-//! order, so the wider variants perform the same operations in the same order.
+//! Results are bit-identical whichever variant runs: the kernels multiply
+//! and add with `mul_add`, which is exactly rounded in hardware and in the
+//! library alike, Rust never contracts a plain `a * b + c`, and the kernels
+//! fix their summation order, so every variant performs the same operations
+//! in the same order.
 //!
 //! This is the one module that uses `unsafe`: calling a
 //! `#[target_feature]` function requires it, and is sound because each call
@@ -27,7 +30,7 @@ macro_rules! dispatch {
     };
     ($module:ident, $name:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::too_many_arguments)]
         fn $avx2<F: Real>($($arg: $ty),*) -> $ret {
             $module::$name($($arg),*)
@@ -38,8 +41,10 @@ macro_rules! dispatch {
         pub(crate) fn $name<F: Real>($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2, checked just above.
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
                     return unsafe { $avx2($($arg),*) };
                 }
             }
@@ -55,7 +60,6 @@ dispatch!(softmax_padded, softmax_padded_avx2, (z: &mut [F], bias: &[F]) -> Opti
 dispatch!(softmax_in_place, softmax_in_place_avx2, (z: &mut [F]) -> Option<Normalizer<F>>);
 dispatch!(add_scaled_score_t, add_scaled_score_t_avx2,
     (theta_t: &mut [F], x: &[F], probs: &[F], action: usize, scale: F, coef: &mut [F]) -> ());
-dispatch!(all_finite, all_finite_avx2, (x: &[F]) -> bool);
 dispatch!(cholesky, factor, factor_avx2, (a: &mut [F], n: usize) -> bool);
 dispatch!(cholesky, solve, solve_avx2, (l: &[F], n: usize, b: &mut [F]) -> ());
 dispatch!(add_outer_t, add_outer_t_avx2, (theta_t: &mut [F], x: &[F], c: &[F]) -> ());

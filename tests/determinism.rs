@@ -132,6 +132,6 @@ fn blocked_objective_pass_is_pinned() {
 
 const PINNED_PASS: (u64, u64, u64) = (
     0xc0b4_0e56_8590_411f,
-    0xc040_51c0_23c4_80bd,
-    0xc039_b672_e7fb_12a7,
+    0xc040_51c0_23c4_80bc,
+    0xc039_b672_e7fb_12a6,
 );

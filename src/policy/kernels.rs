@@ -10,7 +10,9 @@
 //! 0, and an update coefficient of 0, so their parameters stay 0.
 //!
 //! The hot kernels are `#[inline(always)]` so that `crate::simd` can compile
-//! them again with wider vector instructions. Callers check lengths.
+//! them again with wider vector instructions. Products are accumulated with
+//! fused multiply-adds (`mul_add`): exactly rounded, so every variant gives
+//! the same bits. Callers check lengths.
 
 use rand::{Rng, RngExt};
 
@@ -27,13 +29,13 @@ pub(crate) fn dot<F: Real>(a: &[F], b: &[F]) -> F {
     let mut ca = a.chunks_exact(4);
     let mut cb = b.chunks_exact(4);
     for (x, y) in (&mut ca).zip(&mut cb) {
-        acc[0] += x[0] * y[0];
-        acc[1] += x[1] * y[1];
-        acc[2] += x[2] * y[2];
-        acc[3] += x[3] * y[3];
+        acc[0] = x[0].mul_add(y[0], acc[0]);
+        acc[1] = x[1].mul_add(y[1], acc[1]);
+        acc[2] = x[2].mul_add(y[2], acc[2]);
+        acc[3] = x[3].mul_add(y[3], acc[3]);
     }
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        acc[0] += *x * *y;
+        acc[0] = x.mul_add(*y, acc[0]);
     }
     (acc[0] + acc[2]) + (acc[1] + acc[3])
 }
@@ -198,8 +200,8 @@ fn logits_group<F: Real, const NB: usize>(
         };
         for b in 0..NB {
             for l in 0..LANES {
-                acc0[b][l] += xx[0] * r0[b * LANES + l];
-                acc1[b][l] += xx[1] * r1[b * LANES + l];
+                acc0[b][l] = xx[0].mul_add(r0[b * LANES + l], acc0[b][l]);
+                acc1[b][l] = xx[1].mul_add(r1[b * LANES + l], acc1[b][l]);
             }
         }
     }
@@ -209,7 +211,7 @@ fn logits_group<F: Real, const NB: usize>(
     ) {
         for b in 0..NB {
             for l in 0..LANES {
-                acc0[b][l] += *xl * r[b * LANES + l];
+                acc0[b][l] = xl.mul_add(r[b * LANES + l], acc0[b][l]);
             }
         }
     }
@@ -314,7 +316,7 @@ fn update_group<F: Real, const NB: usize>(
         };
         for b in 0..NB {
             for l in 0..LANES {
-                row[b * LANES + l] += cr[b][l] * xj;
+                row[b * LANES + l] = cr[b][l].mul_add(xj, row[b * LANES + l]);
             }
         }
     }

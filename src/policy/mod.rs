@@ -135,8 +135,9 @@ pub(crate) fn check_context<F: Real>(x: &[F], d: usize) -> Result<()> {
             got: x.len(),
         });
     }
-    // One vectorized pass; the index is looked up only on failure.
-    if !crate::simd::all_finite(x) {
+    // One pass (inlined: a call would cost more than the check); the index
+    // is looked up only on failure.
+    if !kernels::all_finite(x) {
         let index = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
         return Err(Error::NonFiniteContext {
             index,
