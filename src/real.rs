@@ -46,6 +46,11 @@ pub trait Real:
     /// subnormal number is ever computed: subnormal arithmetic is slow on
     /// many CPUs, and softmax pads its inputs with −inf.
     /// `exp(-inf) = 0`, `exp(+inf) = +inf`, `exp(NaN) = NaN`.
+    ///
+    /// It is written in fused multiply-adds: inside the crate's kernels,
+    /// which run compiled for AVX2 + FMA where the CPU has them, each is one
+    /// instruction; called directly from code built for the x86-64 baseline,
+    /// each is a call into libm's `fma` (same result, slower).
     fn exp_fast(self) -> Self;
 
     /// Converts an `f64` constant, rounding to nearest.

@@ -5,7 +5,7 @@ use rand::Rng;
 
 use super::{Environment, check_nonneg, std_normal};
 use crate::error::{Error, Result};
-use crate::policy::{check_action, check_len, dot};
+use crate::policy::{check_action, check_len, dot_plain};
 use crate::real::Real;
 
 /// Contexts x ~ N(0, I_d); action `a` pays `⟨w_a, x⟩ + noise_sd · ε`.
@@ -114,7 +114,7 @@ impl<F: Real> Environment<F> for LinearContextual<F> {
         crate::policy::check_context(x, self.d)?;
         check_len("out", out.len(), self.k)?;
         for (o, w) in out.iter_mut().zip(self.weights.chunks_exact(self.d)) {
-            *o = dot(w, x);
+            *o = dot_plain(w, x);
         }
         Ok(())
     }
@@ -140,6 +140,6 @@ impl<F: Real> Environment<F> for LinearContextual<F> {
         check_action(action, self.k)?;
         let eps: F = std_normal(rng);
         let w = &self.weights[action * self.d..(action + 1) * self.d];
-        Ok(dot(w, &self.x) + self.noise_sd * eps)
+        Ok(dot_plain(w, &self.x) + self.noise_sd * eps)
     }
 }

@@ -40,6 +40,27 @@ pub(crate) fn dot<F: Real>(a: &[F], b: &[F]) -> F {
     (acc[0] + acc[2]) + (acc[1] + acc[3])
 }
 
+/// [`dot`] with separate multiplies and adds, for code that is not
+/// dispatched to an FMA variant (a `mul_add` there is a library call).
+#[inline]
+pub(crate) fn dot_plain<F: Real>(a: &[F], b: &[F]) -> F {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [F::zero(); 4];
+    let mut ca = a.chunks_exact(4);
+    let mut cb = b.chunks_exact(4);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        acc[0] += x[0] * y[0];
+        acc[1] += x[1] * y[1];
+        acc[2] += x[2] * y[2];
+        acc[3] += x[3] * y[3];
+    }
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        acc[0] += *x * *y;
+    }
+    (acc[0] + acc[2]) + (acc[1] + acc[3])
+}
+
 /// Sum with four independent accumulators.
 #[inline(always)]
 pub(crate) fn sum<F: Real>(a: &[F]) -> F {
@@ -339,9 +360,9 @@ pub(crate) fn score<F: Real>(x: &[F], probs: &[F], action: usize, out: &mut [F])
 pub(crate) fn hessian_vector<F: Real>(x: &[F], probs: &[F], v: &[F], u: &mut [F], out: &mut [F]) {
     let d = x.len();
     for (ua, row) in u.iter_mut().zip(v.chunks_exact(d)) {
-        *ua = dot(row, x);
+        *ua = dot_plain(row, x);
     }
-    let pu = dot(probs, u);
+    let pu = dot_plain(probs, u);
     for ((row, &p), &ua) in out.chunks_exact_mut(d).zip(probs).zip(u.iter()) {
         let g = p * (ua - pu);
         for (o, &xj) in row.iter_mut().zip(x) {

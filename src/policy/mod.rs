@@ -13,7 +13,7 @@ pub use kernels::Normalizer;
 pub use linear::LinearSoftmax;
 pub use tabular::Tabular;
 
-pub(crate) use kernels::{dot, hessian_vector, sample};
+pub(crate) use kernels::{dot, dot_plain, hessian_vector, sample};
 
 /// Turns logits into probabilities in place, never exponentiating an
 /// unshifted logit: `z_a ← exp(z_a − m) / Σ_b exp(z_b − m)` with `m = max_b z_b`.
