@@ -45,7 +45,7 @@ pub(crate) struct Warm<F> {
     pub refreshes: usize,
 }
 
-/// Buffers of [`Warm::solve`], kept so that a refit allocates nothing.
+/// Buffers of [`Warm::solve`], kept from one refit to the next.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Scratch<F> {
