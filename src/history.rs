@@ -51,11 +51,16 @@ impl<F: Real> History<F> {
     /// [`crate::Error::ContextLength`], [`crate::Error::NonFiniteContext`].
     pub fn push(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
         check_context(x, self.d)?;
+        self.push_unchecked(x, action, reward, propensity);
+        Ok(())
+    }
+
+    /// [`History::push`] for a context already checked.
+    pub(crate) fn push_unchecked(&mut self, x: &[F], action: usize, reward: F, propensity: F) {
         self.contexts.extend_from_slice(x);
         self.actions.push(action);
         self.rewards.push(reward);
         self.propensities.push(propensity);
-        Ok(())
     }
 
     /// Checks that the columns have one entry per interaction.

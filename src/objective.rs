@@ -145,12 +145,6 @@ mod index_serde {
     }
 }
 
-/// What [`Dataset::push`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pushed {
-    pub row: usize,
-}
-
 impl<F: Real> Dataset<F> {
     /// An empty dataset for K actions and d-dimensional contexts; with
     /// `compress`, identical contexts share a row.
@@ -219,10 +213,13 @@ impl<F: Real> Dataset<F> {
     /// [`Error::ActionOutOfRange`], [`Error::NegativeWeight`] for w < 0 and
     /// [`Error::InvalidParameter`] for a non-finite weight.
     pub fn push(&mut self, x: &[F], action: usize, weight: F) -> Result<()> {
-        self.push_row(x, action, weight).map(|_| ())
+        self.check_point(x, action, weight)?;
+        self.push_unchecked(x, action, weight);
+        Ok(())
     }
 
-    pub(crate) fn push_row(&mut self, x: &[F], action: usize, weight: F) -> Result<Pushed> {
+    /// The checks of [`Dataset::push`].
+    fn check_point(&self, x: &[F], action: usize, weight: F) -> Result<()> {
         check_context(x, self.d)?;
         check_action(action, self.k)?;
         if !weight.is_finite() {
@@ -239,6 +236,12 @@ impl<F: Real> Dataset<F> {
                 weight: weight.f64(),
             });
         }
+        Ok(())
+    }
+
+    /// [`Dataset::push`] for a point its caller has already checked as
+    /// `check_point` does (a learner, which checks before it changes anything).
+    pub(crate) fn push_unchecked(&mut self, x: &[F], action: usize, weight: F) {
         // The last row touched is checked first: repeated contexts (a
         // tabular learner's, say) skip the hash.
         let last = self.last_row.filter(|&r| {
@@ -275,7 +278,6 @@ impl<F: Real> Dataset<F> {
         self.cs[row] += weight;
         self.total_weight += weight;
         self.points += 1;
-        Ok(Pushed { row })
     }
 
     /// Number of actions K.
@@ -463,9 +465,15 @@ impl<F: Real> LogLikelihood<F> {
     /// # Errors
     /// As [`Dataset::push`].
     pub fn push(&mut self, x: &[F], action: usize, weight: F) -> Result<()> {
-        self.data.push_row(x, action, weight)?;
+        self.data.push(x, action, weight)?;
         self.probs_valid = false;
         Ok(())
+    }
+
+    /// [`LogLikelihood::push`] for a point already checked.
+    pub(crate) fn push_unchecked(&mut self, x: &[F], action: usize, weight: F) {
+        self.data.push_unchecked(x, action, weight);
+        self.probs_valid = false;
     }
 
     fn check_dim(&self, name: &'static str, len: usize) -> Result<()> {

@@ -377,12 +377,13 @@ impl<F: Real> Learner<F> for Refit<F> {
             self.obj
                 .point_at(&self.theta_t, state, action, &mut self.scratch)?
         };
-        self.obj.push(state, action, weight)?;
+        // Context, action and weight were checked above.
+        self.obj.push_unchecked(state, action, weight);
         if self.closed.is_none() {
             self.warm
                 .absorb(&self.obj, state, action, weight, &self.scratch, log_p);
         }
-        self.history.push(x, action, reward, propensity)?;
+        self.history.push_unchecked(x, action, reward, propensity);
         self.pending += 1;
         Ok(())
     }
