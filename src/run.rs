@@ -302,9 +302,14 @@ impl Runner {
     /// when the `parallel` feature is on.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] if `steps` or `num_seeds` is 0.
+    /// [`Error::InvalidParameter`] if `steps` or `num_seeds` is 0, or if the
+    /// seeds cannot be allocated.
     pub fn new(steps: usize, num_seeds: usize) -> Result<Self> {
-        Self::with_seeds(steps, (0..num_seeds as u64).collect())
+        let mut seeds = crate::error::try_filled(num_seeds, 0u64, "num_seeds")?;
+        for (s, i) in seeds.iter_mut().zip(0u64..) {
+            *s = i;
+        }
+        Self::with_seeds(steps, seeds)
     }
 
     /// A runner over the given seeds.

@@ -232,6 +232,7 @@ fn absurd_sizes_are_errors() {
     assert!(LinearContextual::<f64>::random(1 << 40, 1 << 30, 0.1, &mut rng).is_err());
     assert!(FiniteContext::<f64>::random(1 << 40, 1 << 30, &mut rng).is_err());
     assert!(Gaussian::<f64>::testbed(1 << 60, 0.0, &mut rng).is_err());
+    assert!(refit::run::Runner::new(10, usize::MAX).is_err());
     let runner = refit::run::Runner::new(usize::MAX / 2, 1).expect("a runner is just settings");
     let r = runner.run(
         |_| Bernoulli::new(vec![0.5f64, 0.5]),
