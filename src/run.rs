@@ -17,7 +17,9 @@ use std::io::Write;
 
 use ndarray::Array2;
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+/// The generator of the runner's streams, re-exported so that callers can
+/// name it in environment factories without depending on `rand_chacha`.
+pub use rand_chacha::ChaCha8Rng;
 
 use crate::env::Environment;
 use crate::error::{Error, Result};
