@@ -233,6 +233,9 @@ fn absurd_sizes_are_errors() {
     assert!(FiniteContext::<f64>::random(1 << 40, 1 << 30, &mut rng).is_err());
     assert!(Gaussian::<f64>::testbed(1 << 60, 0.0, &mut rng).is_err());
     assert!(refit::run::Runner::new(10, usize::MAX).is_err());
+    assert!(refit::run::Runner::new(0, 5).is_err());
+    assert!(refit::run::Runner::new(5, 0).is_err());
+    assert!(refit::run::Runner::with_seeds(5, vec![]).is_err());
     let runner = refit::run::Runner::new(usize::MAX / 2, 1).expect("a runner is just settings");
     let r = runner.run(
         |_| Bernoulli::new(vec![0.5f64, 0.5]),

@@ -355,3 +355,56 @@ fn negative_weights_and_zero_lambda_are_refused() {
     .expect_err("λ = 0");
     assert!(matches!(e, Error::InvalidLambda { .. }));
 }
+
+#[test]
+fn an_iteration_cap_is_reported_or_with_strict_an_error_that_loses_nothing() {
+    let mut env_rng = common::rng(12);
+    let mut env = LinearContextual::<f64>::random(4, 3, 0.3, &mut env_rng).expect("env");
+    let capped = |strict| RefitConfig {
+        lambda: 0.1,
+        weighting: Weighting::Exp(1.0),
+        options: Options {
+            max_iter: 1,
+            ..Options::default()
+        },
+        strict,
+        ..RefitConfig::default()
+    };
+    // Not strict: the cap is reported, never hidden.
+    let mut lenient = Refit::linear(4, 3, capped(false)).expect("valid");
+    let mut strict = Refit::linear(4, 3, capped(true)).expect("valid");
+    let mut rng = common::rng(13);
+    let mut x = vec![0.0; 3];
+    let mut saw_cap = false;
+    let mut saw_error = false;
+    for _ in 0..60 {
+        env.next_context(&mut env_rng, &mut x).expect("context");
+        let d = lenient.act(&x, &mut rng).expect("lenient act");
+        if let Some(rep) = lenient.last_report() {
+            saw_cap |= rep.stop == refit::solve::StopReason::MaxIterations;
+            assert!(rep.converged() || rep.stop == refit::solve::StopReason::MaxIterations);
+        }
+        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        lenient.learn(&x, d.action, r, d.propensity).expect("learn");
+        // Strict: the same cap is an error; θ, the history and the
+        // pending count are as before, and learning goes on.
+        let before = (strict.theta(), strict.history().len(), strict.pending());
+        match strict.act(&x, &mut common::rng(14)) {
+            Ok(_) => {}
+            Err(Error::NotConverged { iterations, .. }) => {
+                saw_error = true;
+                assert_eq!(iterations, 1);
+                assert_eq!(
+                    (strict.theta(), strict.history().len(), strict.pending()),
+                    before
+                );
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        strict
+            .learn(&x, d.action, r, d.propensity)
+            .expect("learning goes on");
+    }
+    assert!(saw_cap, "one Newton iteration should not always converge");
+    assert!(saw_error);
+}
