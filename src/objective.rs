@@ -373,14 +373,16 @@ pub trait Objective<F: Real> {
     /// overflows the logits.
     fn value_grad(&mut self, theta: &[F], grad: &mut [F]) -> Result<F>;
 
-    /// `out = −∇²J · v` at the θ of the last [`Objective::value_grad`].
+    /// `out = −∇²J · v` at the θ of the last [`Objective::value_grad`]
+    /// (θ = 0 before the first).
     ///
     /// # Errors
-    /// [`Error::Length`] for wrong lengths.
+    /// [`Error::Length`] for wrong lengths, [`Error::NonFiniteLogits`] if θ
+    /// overflows the logits.
     fn neg_hess_vec(&mut self, v: &[F], out: &mut [F]) -> Result<()>;
 
     /// The dense negated Hessian −∇²J at the θ of the last
-    /// [`Objective::value_grad`], lower triangle of a row-major dim×dim
+    /// [`Objective::value_grad`] (θ = 0 before the first), lower triangle of a row-major dim×dim
     /// matrix, written to `out`; `Ok(false)` if the objective cannot form it.
     ///
     /// # Errors
@@ -583,6 +585,22 @@ impl<F: Real> LogLikelihood<F> {
         Ok(data_term - self.lambda * F::c(0.5) * sq)
     }
 
+    /// Stores π per row at the remembered θ (`theta_t`).
+    fn store_probs(&mut self) -> Result<()> {
+        let kp = self.data.kp;
+        let mut probs = std::mem::take(&mut self.probs);
+        probs.resize(self.data.rows() * kp, F::zero());
+        for (row, p) in probs.chunks_exact_mut(kp).enumerate() {
+            if let Err(e) = self.probs_at(&self.theta_t, self.data.row_context(row), p) {
+                self.probs = probs;
+                return Err(e);
+            }
+        }
+        self.probs = probs;
+        self.probs_valid = true;
+        Ok(())
+    }
+
     /// −∇²J v (padded layout) at the θ whose π were stored.
     pub(crate) fn neg_hess_vec_t(&mut self, v_t: &[F], out_t: &mut [F]) {
         for (o, &v) in out_t.iter_mut().zip(v_t) {
@@ -699,6 +717,11 @@ impl<F: Real> Objective<F> for LogLikelihood<F> {
     fn neg_hess_vec(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
         self.check_dim("v", v.len())?;
         self.check_dim("out", out.len())?;
+        if !self.probs_valid {
+            // Points were pushed, or the last pass did not keep π: form π
+            // per row at the remembered θ, as neg_hessian does.
+            self.store_probs()?;
+        }
         let mut v_t = std::mem::take(&mut self.v_t);
         let mut out_t = std::mem::take(&mut self.grad_t);
         self.to_padded(v, &mut v_t);
