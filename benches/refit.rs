@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use refit::env::{Bernoulli, Environment, LinearContextual};
 use refit::learner::{Learner, Refit, RefitConfig};
 use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
+use refit::policy::LinearSoftmax;
 
 const K: usize = 10;
 const D: usize = 8;
@@ -73,8 +74,10 @@ fn warm_refit(c: &mut Criterion) {
         let xs = ndarray::ArrayView2::from_shape((h.len(), D), h.contexts()).expect("n×d");
         let w: Vec<f64> = h.rewards().iter().map(|r| r + 10.0).collect();
         let data = Dataset::from_points(xs, h.actions(), &w, K, true).expect("data");
-        let mut obj = LogLikelihood::new(data, 1.0).expect("objective");
-        let theta: Vec<f64> = learner.theta().iter().copied().collect();
+        let policy = LinearSoftmax::new(K, D).expect("policy");
+        let mut obj =
+            LogLikelihood::new(policy, data, 1.0, Weighting::Identity).expect("objective");
+        let theta: Vec<f64> = learner.theta();
         let mut grad = vec![0.0; K * D];
         group.bench_with_input(BenchmarkId::new("one_gradient_pass", n), &n, |b, _| {
             b.iter(|| {

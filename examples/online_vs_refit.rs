@@ -37,6 +37,7 @@ use rand_distr::{Distribution, StandardNormal};
 use refit::env::{Bernoulli, Drifting, Environment, FiniteContext, LinearContextual};
 use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
 use refit::objective::Weighting;
+use refit::policy::Tabular;
 use refit::run::{Observe, Runner, Shadow, Summary};
 
 const USAGE: &str =
@@ -313,12 +314,13 @@ const LAMBDAS: [f64; 4] = [0.0, 1e-3, 1e-1, 1.0];
 /// finish value is 1 when the final policy puts > 90% on a suboptimal arm.
 fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<(f64, Summary)>, refit::Error> {
     let best = means.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let locked = move |l: &mut Refit<f64>, _: &Bernoulli<f64>| -> refit::Result<f64> {
-        let mut p = vec![0.0; K];
-        l.policy_into(&[1.0], &mut p)?;
-        let stuck = p.iter().zip(means).any(|(pa, m)| *pa > 0.9 && *m < best);
-        Ok(f64::from(u8::from(stuck)))
-    };
+    let locked =
+        move |l: &mut Refit<f64, Tabular<f64>>, _: &Bernoulli<f64>| -> refit::Result<f64> {
+            let mut p = vec![0.0; K];
+            l.policy_into(&[1.0], &mut p)?;
+            let stuck = p.iter().zip(means).any(|(pa, m)| *pa > 0.9 && *m < best);
+            Ok(f64::from(u8::from(stuck)))
+        };
     LAMBDAS
         .iter()
         .map(|&lambda| {

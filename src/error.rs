@@ -98,6 +98,12 @@ pub enum Error {
         /// The λ that was passed.
         value: f64,
     },
+    /// λ = 0 was asked for with a policy that sees contexts: the refit
+    /// optimum then has no closed form and in general does not exist.
+    #[error(
+        "lambda = 0 is allowed only for a tabular (context-free) policy, where the refit optimum has a closed form; use lambda > 0 with contexts"
+    )]
+    ZeroLambda,
     /// The negated Hessian of the refit objective is not positive definite,
     /// so Newton's method has no step: λ must be > 0 outside the tabular
     /// closed form.

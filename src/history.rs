@@ -1,5 +1,5 @@
 //! Logged interactions: every (x, a, r, p) a learner has seen, with the
-//! propensity p = π(a | x) the action was sampled with (DESIGN §2).
+//! propensity p = π(a | x) the action was sampled with (docs/ARCHITECTURE.md, "Learners").
 
 use crate::error::Result;
 use crate::policy::check_context;

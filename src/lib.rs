@@ -7,7 +7,14 @@
 //!   θ ← θ + α (r − b) ∇ log π_θ(a | x);
 //! * [`learner::Refit`] re-optimizes all of θ to convergence on the whole
 //!   history before every action, θ_t = argmax Σ_{s<t} w(r_s) log π_θ(a_s|x_s)
-//!   − (λ/2)‖θ‖², and certifies every optimum.
+//!   − (λ/2)‖θ‖² (or another [`objective::HistoryObjective`]), and
+//!   certifies every optimum.
+//!
+//! Both learn any [`policy::Policy`]: the linear softmax, the tabular one,
+//! the conditional logit over action-dependent features, or a user's own
+//! (seven methods). The design — modules, what flows between them, the
+//! invariants, how to add a policy, an objective or an environment — is in
+//! `docs/ARCHITECTURE.md`.
 //!
 //! The question behind the crate: does optimizing θ all the way to
 //! convergence before every action behave differently from one gradient step,
@@ -39,24 +46,32 @@
 //! learner:
 //! ```
 //! use ndarray::array;
+//! use refit::objective::Dataset;
+//! use refit::policy::LinearSoftmax;
 //! use refit::solve::{fit, Options};
-//! // Three logged points: contexts, actions taken, weights w(r) ≥ 0.
+//! // Three logged points: contexts, actions taken, weights w(r) ≥ 0,
+//! // checked once when the dataset is built.
 //! let x = array![[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]];
-//! let f = fit(x.view(), &[0, 1, 1], &[1.0, 2.0, 0.5], 2, 0.1, &Options::default(), None)?;
+//! let data = Dataset::from_points(x.view(), &[0, 1, 1], &[1.0, 2.0, 0.5], 2, true)?;
+//! let f = fit(&LinearSoftmax::new(2, 2)?, &data, 0.1, &Options::default())?;
 //! assert!(f.report.converged()); // ‖∇J‖∞ ≤ 1e-9 · (1 + Σ w)
 //! # Ok::<(), refit::Error>(())
 //! ```
 //!
 //! # Layout
-//! * [`policy`]: softmax policies ([`policy::LinearSoftmax`], [`policy::Tabular`]),
-//!   their score and Hessian-vector product;
+//! * [`policy`]: the policy model over flat parameters ([`policy::Policy`])
+//!   and its families ([`policy::LinearSoftmax`], [`policy::Tabular`],
+//!   [`policy::ActionFeatures`]), with the helpers a user's own policy needs;
 //! * [`env`](mod@env): bandits that know their expected rewards, so regret is exact;
 //! * [`learner`]: the [`learner::Learner`] trait, [`learner::Incremental`]
 //!   and [`learner::Refit`];
-//! * [`objective`]: the refit objective, kept apart from the solvers;
-//! * [`solve`]: Newton, Newton-CG, the closed form, and [`solve::fit`];
+//! * [`objective`]: the refit objectives over a [`objective::Dataset`], kept
+//!   apart from the solvers;
+//! * [`solve`]: Newton, Newton-CG, the closed form, the warm-started refit,
+//!   and [`solve::fit`];
 //! * [`history`]: logged interactions with their propensities;
-//! * [`run`]: many seeds, common random numbers, per-step means and standard errors, CSV.
+//! * [`run`]: sessions, many seeds, common random numbers, per-step means
+//!   and standard errors, the shadow comparison, CSV.
 //!
 //! Every numeric type is generic over [`Real`] (`f32` or `f64`). Every public
 //! entry point validates its input and returns an [`Error`]; a call that fails
@@ -70,6 +85,7 @@ pub mod checkpoint;
 pub mod env;
 pub mod error;
 pub mod history;
+mod kernels;
 pub mod learner;
 pub mod objective;
 pub mod policy;
@@ -78,7 +94,6 @@ pub mod run;
 #[cfg(feature = "serde")]
 mod serde_util;
 pub mod session;
-mod simd;
 pub mod solve;
 
 pub use error::{CheckpointProblem, Error, Result};

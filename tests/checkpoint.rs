@@ -64,7 +64,7 @@ fn refit_run_resumes_bit_identically() {
 
 #[test]
 fn drifting_tabular_refit_resumes_bit_identically() {
-    type S = Session<f64, Drifting<f64>, Refit<f64>>;
+    type S = Session<f64, Drifting<f64>, Refit<f64, Tabular<f64>>>;
     let make_env = |_: &mut rand_chacha::ChaCha8Rng| Drifting::new(vec![0.0; 4], 1.0, 0.05);
     let make = || {
         Refit::tabular(
@@ -178,7 +178,7 @@ fn a_well_sealed_but_inconsistent_checkpoint_is_refused() {
         CheckpointProblem::Inconsistent { .. }
     ));
     let mut wrong_k = payload.clone();
-    wrong_k["learner"]["k"] = serde_json::json!(7);
+    wrong_k["learner"]["policy"]["k"] = serde_json::json!(7);
     assert!(matches!(
         problem(load(&seal(&wrong_k))),
         CheckpointProblem::Inconsistent { .. }

@@ -106,7 +106,8 @@ const PINNED_REWARD_SUM_BITS: u64 = 0x4069_9677_3d8a_59e9;
 /// and without the `parallel` feature (CI runs this file both ways), pinned.
 #[test]
 fn blocked_objective_pass_is_pinned() {
-    use refit::objective::{Dataset, LogLikelihood, Objective};
+    use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
+    use refit::policy::LinearSoftmax;
     let mut rng = common::rng(21);
     let (n, k, d) = (3000, 7, 5);
     let x = ndarray::Array2::from_shape_vec((n, d), common::normals(&mut rng, n * d, 1.0))
@@ -117,7 +118,8 @@ fn blocked_objective_pass_is_pinned() {
         .map(|v| v.abs())
         .collect();
     let data = Dataset::from_points(x.view(), &actions, &w, k, false).expect("data");
-    let mut obj = LogLikelihood::new(data, 0.1).expect("objective");
+    let policy = LinearSoftmax::new(k, d).expect("policy");
+    let mut obj = LogLikelihood::new(policy, data, 0.1, Weighting::Identity).expect("objective");
     let theta = common::normals(&mut rng, k * d, 0.3);
     let mut g = vec![0.0; k * d];
     let v = obj.value_grad(&theta, &mut g).expect("finite");

@@ -13,7 +13,7 @@ fn mat(k: usize, d: usize, v: &[f64]) -> Array2<f64> {
 fn log_prob_at(pi: &LinearSoftmax<f64>, theta: &[f64], x: &[f64], a: usize) -> f64 {
     let mut p = pi.clone();
     let (k, d) = (p.num_actions(), p.context_dim());
-    p.set_params(mat(k, d, theta).view())
+    p.set_params(mat(k, d, theta).as_slice().expect("standard layout"))
         .expect("finite params");
     p.log_prob(x, a).expect("valid input")
 }
@@ -21,7 +21,7 @@ fn log_prob_at(pi: &LinearSoftmax<f64>, theta: &[f64], x: &[f64], a: usize) -> f
 fn score_at(pi: &LinearSoftmax<f64>, theta: &[f64], x: &[f64], a: usize) -> Vec<f64> {
     let mut p = pi.clone();
     let (k, d) = (p.num_actions(), p.context_dim());
-    p.set_params(mat(k, d, theta).view())
+    p.set_params(mat(k, d, theta).as_slice().expect("standard layout"))
         .expect("finite params");
     let mut g = vec![0.0; theta.len()];
     p.score_into(x, a, &mut g).expect("valid input");
@@ -68,9 +68,10 @@ fn hessian_vector_matches_central_differences_of_the_score() {
         let v = common::normals(&mut rng, k * d, 1.0);
         let a = rng.random_range(0..k);
         let mut pi = LinearSoftmax::new(k, d).expect("valid shape");
-        pi.set_params(mat(k, d, &theta).view()).expect("finite");
+        pi.set_params(mat(k, d, &theta).as_slice().expect("standard layout"))
+            .expect("finite");
         let mut hv = vec![0.0; k * d];
-        pi.hessian_vector_into(&x, &v, &mut hv)
+        pi.hessian_vector_into(&x, 0, &v, &mut hv)
             .expect("valid input");
         let h = 1e-5;
         let tp: Vec<f64> = theta.iter().zip(&v).map(|(t, vi)| t + h * vi).collect();
@@ -97,7 +98,8 @@ fn tabular_agrees_with_linear_at_unit_context() {
         let k = rng.random_range(1..=30);
         let theta = common::normals(&mut rng, k, 3.0);
         let mut tab = Tabular::new(k).expect("k >= 1");
-        tab.set_params(mat(k, 1, &theta).view()).expect("finite");
+        tab.set_params(mat(k, 1, &theta).as_slice().expect("standard layout"))
+            .expect("finite");
         let lin = tab.to_linear();
         let x = [1.0];
         let pt = tab.probabilities(&x).expect("valid");
@@ -109,8 +111,8 @@ fn tabular_agrees_with_linear_at_unit_context() {
         lin.score_into(&x, a, &mut sl).expect("valid");
         assert!(common::rel_err(&st, &sl) <= 1e-15);
         let v = common::normals(&mut rng, k, 1.0);
-        tab.hessian_vector_into(&x, &v, &mut st).expect("valid");
-        lin.hessian_vector_into(&x, &v, &mut sl).expect("valid");
+        tab.hessian_vector_into(&x, 0, &v, &mut st).expect("valid");
+        lin.hessian_vector_into(&x, 0, &v, &mut sl).expect("valid");
         assert!(common::rel_err(&st, &sl) <= 1e-15);
         let lt = tab.log_prob(&x, a).expect("valid");
         let ll = lin.log_prob(&x, a).expect("valid");
@@ -123,18 +125,20 @@ fn tabular_agrees_with_linear_at_unit_context() {
 /// dense Hessian.
 #[test]
 fn objective_hessian_vector_after_a_push_matches_the_dense_hessian() {
-    use refit::objective::{Dataset, LogLikelihood, Objective};
+    use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
     let mut rng = common::rng(31);
     let (k, d, n) = (3, 2, 20);
     let x = Array2::from_shape_vec((n, d), common::normals(&mut rng, n * d, 1.0)).expect("n×d");
     let actions: Vec<usize> = (0..n).map(|i| i % k).collect();
     let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 4) as f64).collect();
     let data = Dataset::from_points(x.view(), &actions, &w, k, false).expect("data");
-    let mut obj = LogLikelihood::new(data, 0.3).expect("objective");
+    let policy = LinearSoftmax::new(k, d).expect("policy");
+    let mut obj = LogLikelihood::new(policy, data, 0.3, Weighting::Identity).expect("objective");
     let theta = common::normals(&mut rng, k * d, 0.5);
     let mut g = vec![0.0; k * d];
     obj.value_grad(&theta, &mut g).expect("finite");
-    obj.push(&[0.7, -1.2], 1, 2.0).expect("valid point");
+    obj.push_weighted(&[0.7, -1.2], 1, 2.0)
+        .expect("valid point");
     let v = common::normals(&mut rng, k * d, 1.0);
     let mut hv = vec![0.0; k * d];
     obj.neg_hess_vec(&v, &mut hv).expect("valid");

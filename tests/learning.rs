@@ -65,7 +65,7 @@ fn update_matches_the_gradient_bandit_formula() {
         Incremental::tabular(3, StepSize::Constant(0.4f64), Baseline::RunningMean).expect("valid");
     l.learn(&[1.0], 1, 2.0, 1.0 / 3.0).expect("valid");
     // Running mean including r_1 = 2 is 2: no change on the first step.
-    assert_eq!(l.policy().params(), ndarray::array![[0.0], [0.0], [0.0]]);
+    assert_eq!(l.policy().params(), vec![0.0, 0.0, 0.0]);
     l.learn(&[1.0], 2, 5.0, 1.0 / 3.0).expect("valid");
     // b = 3.5, r - b = 1.5, π = 1/3 each: H_2 += 0.4·1.5·(2/3), others −= 0.4·1.5·(1/3).
     let h = l.policy().params();

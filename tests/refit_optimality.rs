@@ -12,7 +12,8 @@ use refit::Error;
 use refit::env::{Environment, FiniteContext, LinearContextual};
 use refit::learner::{Learner, Refit, RefitConfig};
 use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
-use refit::solve::{Method, Options, fit};
+use refit::policy::{LinearSoftmax, Tabular};
+use refit::solve::{Method, Options, fit_arrays};
 
 /// Plays `env` against a refit learner for `steps` steps, calling `check`
 /// after every refit.
@@ -45,12 +46,14 @@ fn gradient_at(
     w: &[f64],
     k: usize,
     lambda: f64,
-    theta: &Array2<f64>,
+    theta: &[f64],
 ) -> (f64, f64) {
+    let d = history_x.ncols();
     let data = Dataset::from_points(history_x, actions, w, k, false).expect("data");
     let scale = 1.0 + w.iter().map(|v| v.abs()).sum::<f64>();
-    let mut obj = LogLikelihood::new(data, lambda).expect("objective");
-    let flat: Vec<f64> = theta.iter().copied().collect();
+    let policy = LinearSoftmax::new(k, d).expect("policy");
+    let mut obj = LogLikelihood::new(policy, data, lambda, Weighting::Identity).expect("objective");
+    let flat: Vec<f64> = theta.to_vec();
     let mut g = vec![0.0; flat.len()];
     obj.value_grad(&flat, &mut g).expect("finite");
     (g.iter().fold(0.0f64, |m, v| m.max(v.abs())), scale)
@@ -127,7 +130,7 @@ fn warm_and_cold_starts_reach_the_same_theta() {
         .map(|r| r.exp())
         .collect();
     for method in [Method::Newton, Method::NewtonCg] {
-        let cold = fit(
+        let cold = fit_arrays(
             history_matrix(&learner).view(),
             learner.history().actions(),
             &w,
@@ -138,9 +141,7 @@ fn warm_and_cold_starts_reach_the_same_theta() {
         )
         .expect("fit");
         assert!(cold.report.converged(), "{method:?}: {:?}", cold.report);
-        let diff = (&cold.theta - &learner.theta())
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let diff = common::max_diff(&cold.theta, &learner.theta());
         assert!(diff <= 1e-8, "{method:?}: max |θ_warm − θ_cold| = {diff}");
     }
 }
@@ -159,16 +160,17 @@ fn tabular_closed_form_and_its_small_lambda_limit() {
     }
     let total: f64 = r.iter().sum();
     let closed =
-        fit(x.view(), &actions, &w, k, 0.0, &Options::default(), None).expect("closed form");
+        fit_arrays(x.view(), &actions, &w, k, 0.0, &Options::default(), None).expect("closed form");
     assert_eq!(closed.report.stop, refit::solve::StopReason::ClosedForm);
     for a in 0..k {
-        let p = closed.theta[[a, 0]].exp();
+        let p = closed.theta[a * x.ncols()].exp();
         assert!((p - r[a] / total).abs() < 1e-15, "π*({a}) = {p}");
     }
     for lambda in [1e-8, 1e-7, 1e-6] {
-        let f = fit(x.view(), &actions, &w, k, lambda, &Options::default(), None).expect("fit");
+        let f =
+            fit_arrays(x.view(), &actions, &w, k, lambda, &Options::default(), None).expect("fit");
         assert!(f.report.converged(), "λ = {lambda}: {:?}", f.report);
-        let z: Vec<f64> = (0..k).map(|a| f.theta[[a, 0]]).collect();
+        let z: Vec<f64> = (0..k).map(|a| f.theta[a * x.ncols()]).collect();
         let mut p = z.clone();
         refit::policy::softmax_in_place(&mut p).expect("finite");
         for a in 0..k {
@@ -184,7 +186,7 @@ fn tabular_closed_form_and_its_small_lambda_limit() {
 
 #[test]
 fn closed_form_gives_zero_to_untried_actions() {
-    let mut l = Refit::<f64>::tabular(
+    let mut l = Refit::<f64, Tabular<f64>>::tabular(
         3,
         RefitConfig {
             lambda: 0.0,
@@ -201,7 +203,7 @@ fn closed_form_gives_zero_to_untried_actions() {
         assert_eq!(d.propensity, 1.0);
     }
     assert_eq!(l.probabilities().expect("acted"), &[0.0, 1.0, 0.0]);
-    assert_eq!(l.theta()[[0, 0]], f64::NEG_INFINITY);
+    assert_eq!(l.theta()[0], f64::NEG_INFINITY);
 }
 
 #[test]
@@ -232,11 +234,9 @@ fn matches_plain_gradient_ascent() {
         }
         theta = theta + 0.05 * g;
     }
-    let f = fit(x.view(), &actions, &w, k, lambda, &Options::default(), None).expect("fit");
+    let f = fit_arrays(x.view(), &actions, &w, k, lambda, &Options::default(), None).expect("fit");
     assert!(f.report.converged());
-    let diff = (&f.theta - &theta)
-        .iter()
-        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let diff = common::max_diff(&f.theta, theta.as_slice().expect("standard layout"));
     assert!(diff < 1e-9, "Newton vs gradient ascent: {diff}");
 }
 
@@ -267,9 +267,7 @@ fn compressed_and_uncompressed_histories_give_the_same_optimum() {
         }
         thetas.push(learner.theta());
     }
-    let diff = (&thetas[0] - &thetas[1])
-        .iter()
-        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let diff = common::max_diff(&thetas[0], &thetas[1]);
     assert!(diff <= 1e-9, "compressed vs uncompressed: {diff}");
 }
 
@@ -330,7 +328,7 @@ fn negative_weights_and_zero_lambda_are_refused() {
         },
     )
     .expect_err("λ = 0 without closed form");
-    assert!(matches!(e, Error::InvalidLambda { .. }));
+    assert!(matches!(e, Error::ZeroLambda), "{e:?}");
     let e = Refit::<f64>::linear(
         3,
         2,
@@ -343,7 +341,7 @@ fn negative_weights_and_zero_lambda_are_refused() {
     assert!(matches!(e, Error::InvalidLambda { .. }));
     // fit refuses λ = 0 on non-identical contexts.
     let x = ndarray::array![[1.0, 0.0], [0.0, 1.0]];
-    let e = fit(
+    let e = fit_arrays(
         x.view(),
         &[0, 1],
         &[1.0, 1.0],
@@ -353,7 +351,7 @@ fn negative_weights_and_zero_lambda_are_refused() {
         None,
     )
     .expect_err("λ = 0");
-    assert!(matches!(e, Error::InvalidLambda { .. }));
+    assert!(matches!(e, Error::ZeroLambda), "{e:?}");
 }
 
 #[test]

@@ -76,7 +76,7 @@ fn refit_soak_with_huge_rewards() {
     assert!(s.learner().theta().iter().all(|v| v.is_finite()));
     // Exponential weights of rewards near 1e6 overflow: a typed error, and
     // the learner keeps what it had.
-    let mut l = Refit::<f64>::tabular(
+    let mut l = Refit::<f64, Tabular<f64>>::tabular(
         4,
         RefitConfig {
             weighting: refit::objective::Weighting::Exp(1.0),

@@ -5,7 +5,8 @@ use rand::Rng;
 
 use super::{Environment, check_nonneg, std_normal};
 use crate::error::{Error, Result};
-use crate::policy::{check_action, check_len, dot_plain};
+use crate::kernels::dot_plain;
+use crate::policy::{check_action, check_len};
 use crate::real::Real;
 
 /// Contexts x ~ N(0, I_d); action `a` pays `⟨w_a, x⟩ + noise_sd · ε`.

@@ -1,4 +1,4 @@
-//! Environments: the bandits the learners play (DESIGN §6).
+//! Environments: the bandits the learners play (docs/ARCHITECTURE.md, "Environments").
 //!
 //! Each environment knows its exact expected reward for every action at the
 //! current context, so regret is computed exactly, not estimated. Every draw
@@ -37,12 +37,14 @@ mod bernoulli;
 mod drifting;
 mod finite_context;
 mod gaussian;
+mod linear_adf;
 mod linear_contextual;
 
 pub use bernoulli::Bernoulli;
 pub use drifting::Drifting;
 pub use finite_context::FiniteContext;
 pub use gaussian::Gaussian;
+pub use linear_adf::LinearAdf;
 pub use linear_contextual::LinearContextual;
 
 use rand::Rng;

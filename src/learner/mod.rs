@@ -1,4 +1,4 @@
-//! Learners: a policy that acts and learns from the outcome (DESIGN §2, §5).
+//! Learners: a policy that acts and learns from the outcome (docs/ARCHITECTURE.md, "Learners").
 
 mod incremental;
 mod refit;

@@ -1,24 +1,65 @@
 //! The refit-to-convergence learner.
 
-use ndarray::Array2;
 use rand::Rng;
 
 use super::{Decision, Learner, check_interaction};
 use crate::error::{Error, Result};
 use crate::history::History;
-use crate::objective::{Dataset, LogLikelihood, Weighting};
-use crate::policy::kernels::padded;
-use crate::policy::{check_context, sample};
+use crate::objective::{Dataset, HistoryObjective, LogLikelihood, Weighting};
+use crate::policy::{LinearSoftmax, Policy, Tabular, check_context, sample};
 use crate::real::Real;
 use crate::solve::warm::Warm;
-use crate::solve::{Options, Report, StopReason, closed_form};
+use crate::solve::{Options, Report, StopReason, closed_form_report};
+
+/// When a [`Refit`] learner refits and what it does with a refit that does
+/// not converge: the part of its settings that any objective shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Schedule<F> {
+    /// Solver tolerance, iteration cap and method (defaults of [`Options`]).
+    pub options: Options<F>,
+    /// Refit when at least this many interactions arrived since the last
+    /// refit (default 1: before every action, the learner's definition).
+    pub refit_every: usize,
+    /// Treat a refit that reaches the iteration cap as an error
+    /// ([`Error::NotConverged`]) instead of reporting it (default false).
+    pub strict: bool,
+}
+
+impl<F: Real> Default for Schedule<F> {
+    fn default() -> Self {
+        Self {
+            options: Options::default(),
+            refit_every: 1,
+            strict: false,
+        }
+    }
+}
+
+impl<F: Real> Schedule<F> {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for bad options or `refit_every = 0`.
+    pub fn check(&self) -> Result<()> {
+        self.options.check()?;
+        if self.refit_every == 0 {
+            return Err(Error::InvalidParameter {
+                name: "refit_every",
+                value: 0.0,
+                expected: ">= 1",
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Settings of a [`Refit`] learner.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RefitConfig<F> {
     /// L2 penalty λ ≥ 0 (default 1). λ = 0 is allowed only for a tabular
-    /// learner, where the optimum is in closed form.
+    /// (context-free) policy, where the optimum is in closed form.
     pub lambda: F,
     /// Reward → weight transform (default [`Weighting::Identity`]).
     pub weighting: Weighting<F>,
@@ -32,6 +73,17 @@ pub struct RefitConfig<F> {
     /// Treat a refit that reaches the iteration cap as an error
     /// ([`Error::NotConverged`]) instead of reporting it (default false).
     pub strict: bool,
+}
+
+impl<F: Real> RefitConfig<F> {
+    /// The solver settings and refit schedule.
+    pub fn schedule(&self) -> Schedule<F> {
+        Schedule {
+            options: self.options,
+            refit_every: self.refit_every,
+            strict: self.strict,
+        }
+    }
 }
 
 impl<F: Real> Default for RefitConfig<F> {
@@ -50,20 +102,25 @@ impl<F: Real> Default for RefitConfig<F> {
 /// The refit-to-convergence learner: before every action it re-optimizes
 /// all of θ on the whole history,
 ///
-/// θ_t = argmax_θ Σ_{s<t} w(r_s) log π_θ(a_s | x_s) − (λ/2)‖θ‖²,
+/// θ_t = argmax_θ J_t(θ), by default J_t(θ) = Σ_{s<t} w(r_s) log π_θ(a_s | x_s) − (λ/2)‖θ‖²,
 ///
-/// and samples from π_θt (DESIGN §4). Every refit is certified
+/// and samples from π_θt (docs/ARCHITECTURE.md, "Learners"). It is generic
+/// over the policy family `P` (any [`Policy`]: [`LinearSoftmax`] by
+/// default, [`Tabular`], [`crate::policy::ActionFeatures`], a user's own)
+/// and the objective `O` (any [`HistoryObjective`] over `P`;
+/// [`LogLikelihood`] by default). Every refit is certified
 /// (‖∇J‖∞ ≤ tol · (1 + Σ|w|)) and reported ([`Refit::last_report`]).
 ///
 /// A refit is warm-started from the previous optimum with the lagged Newton
 /// of [`crate::solve`]: the new points' gradient, value and Hessian are
-/// added exactly, then Newton steps with the kept (BFGS-corrected) Hessian
-/// follow, each certified by one pass over the (compressed) history — about
-/// two passes per refit at n = 10⁴ points for K = 10, d = 8, four at
-/// n = 10³. With no more rows than parameters the exact Hessian is formed
-/// instead; with K·d > 256 (or [`crate::solve::Method::NewtonCg`]) the
-/// refit is Hessian-free. With λ = 0 on a tabular learner the optimum is the
-/// closed form π*(a) = R_a / Σ_b R_b.
+/// added exactly ([`HistoryObjective::push`]), then Newton steps with the
+/// kept (BFGS-corrected) Hessian follow, each certified by one pass over
+/// the (compressed) history — about two passes per refit at n = 10⁴ points
+/// for K = 10, d = 8, four at n = 10³. With no more rows than parameters
+/// the exact Hessian is formed instead; with more than 256 parameters (or
+/// [`crate::solve::Method::NewtonCg`]) the refit is Hessian-free. With
+/// λ = 0 on a tabular learner the optimum is the closed form
+/// π*(a) = R_a / Σ_b R_b.
 ///
 /// A refit that fails (logits that overflow; no convergence with
 /// `strict`) returns an error from [`Learner::act`] and loses nothing: the
@@ -75,7 +132,7 @@ impl<F: Real> Default for RefitConfig<F> {
 /// use refit::learner::{Learner, Refit, RefitConfig};
 /// use rand::SeedableRng;
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-/// let mut learner = Refit::<f64>::tabular(3, RefitConfig::default())?;
+/// let mut learner = Refit::<f64, _>::tabular(3, RefitConfig::default())?;
 /// for _ in 0..5 {
 ///     let d = learner.act(&[1.0], &mut rng)?;
 ///     learner.learn(&[1.0], d.action, 1.0, d.propensity)?;
@@ -88,20 +145,21 @@ impl<F: Real> Default for RefitConfig<F> {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
-    serde(bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned")
+    serde(
+        bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned, P: serde::Serialize + serde::de::DeserializeOwned, O: serde::Serialize + serde::de::DeserializeOwned"
+    )
 )]
-pub struct Refit<F> {
-    k: usize,
-    d: usize,
-    tabular: bool,
-    config: RefitConfig<F>,
-    obj: LogLikelihood<F>,
+pub struct Refit<F, P = LinearSoftmax<F>, O = LogLikelihood<F, P>> {
+    schedule: Schedule<F>,
+    obj: O,
+    /// The policy at the current optimum.
+    policy: P,
     history: History<F>,
-    /// The current optimum, padded feature-major.
-    theta_t: Vec<F>,
-    /// Where a refit works before its result replaces `theta_t`.
+    /// The current optimum (flat).
+    theta: Vec<F>,
+    /// Where a refit works before its result replaces `theta`.
     theta_trial: Vec<F>,
-    /// π* of the closed form (λ = 0), padded.
+    /// π* of the closed form, when the objective has one (length probs_len).
     closed: Option<Vec<F>>,
     warm: Warm<F>,
     pending: usize,
@@ -112,53 +170,68 @@ pub struct Refit<F> {
     acted: bool,
 }
 
-impl<F: Real> Refit<F> {
+impl<F: Real> Refit<F, LinearSoftmax<F>> {
     /// A learner of a linear softmax policy over `k` actions with
-    /// `d`-dimensional contexts, θ = 0 before the first refit.
+    /// `d`-dimensional contexts and the log-likelihood objective of
+    /// `config`, θ = 0 before the first refit.
     ///
     /// # Errors
     /// [`Error::ZeroActions`], [`Error::ZeroContextDim`];
-    /// [`Error::InvalidLambda`] for λ < 0, non-finite, or 0 (no closed form
-    /// outside the tabular case); [`Error::InvalidParameter`] for bad
-    /// options, weighting, or `refit_every = 0`.
+    /// [`Error::InvalidLambda`] for λ < 0 or non-finite, [`Error::ZeroLambda`]
+    /// for λ = 0 (no closed form outside the tabular case);
+    /// [`Error::InvalidParameter`] for bad options, weighting, or
+    /// `refit_every = 0`.
     pub fn linear(k: usize, d: usize, config: RefitConfig<F>) -> Result<Self> {
-        Self::build(k, d, false, config)
+        Self::new(LinearSoftmax::new(k, d)?, config)
     }
+}
 
+impl<F: Real> Refit<F, Tabular<F>> {
     /// A learner of a tabular policy over `k` actions: contexts have length
-    /// 1 and their value is ignored, as for [`crate::policy::Tabular`].
-    /// λ = 0 selects the closed form.
+    /// 1 and their value is ignored, as for [`Tabular`]. λ = 0 selects the
+    /// closed form.
     ///
     /// # Errors
     /// As [`Refit::linear`], except that λ = 0 is allowed.
     pub fn tabular(k: usize, config: RefitConfig<F>) -> Result<Self> {
-        Self::build(k, 1, true, config)
+        Self::new(Tabular::new(k)?, config)
+    }
+}
+
+impl<F: Real, P: Policy<F>> Refit<F, P, LogLikelihood<F, P>> {
+    /// A learner of any policy family with the log-likelihood objective of
+    /// `config`, starting from `policy`'s θ before the first refit.
+    ///
+    /// # Errors
+    /// As [`LogLikelihood::new`] and [`Refit::with_objective`].
+    pub fn new(policy: P, config: RefitConfig<F>) -> Result<Self> {
+        let data = Dataset::new(policy.num_actions(), policy.context_dim(), config.compress)?;
+        let obj = LogLikelihood::new(policy, data, config.lambda, config.weighting)?;
+        Self::with_objective(obj, config.schedule())
     }
 
-    fn build(k: usize, d: usize, tabular: bool, config: RefitConfig<F>) -> Result<Self> {
-        if !(config.lambda.is_finite() && config.lambda >= F::zero()) {
-            return Err(Error::InvalidLambda {
-                value: config.lambda.f64(),
-            });
-        }
-        if config.lambda == F::zero() && !tabular {
-            return Err(Error::InvalidLambda { value: 0.0 });
-        }
-        config.options.check()?;
-        config.weighting.check()?;
-        if config.refit_every == 0 {
-            return Err(Error::InvalidParameter {
-                name: "refit_every",
-                value: 0.0,
-                expected: ">= 1",
-            });
-        }
-        let data = Dataset::new(k, d, config.compress)?;
-        let obj = LogLikelihood::new(data, config.lambda)?;
-        let kp = padded(k);
-        let warm = Warm::new(&obj)?;
-        let closed = (config.lambda == F::zero()).then(|| {
-            (0..kp)
+    /// The objective's (compressed) data.
+    pub fn dataset(&self) -> &Dataset<F> {
+        self.obj.data()
+    }
+}
+
+impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
+    /// A learner that refits `objective` (which may already hold data; its
+    /// policy's θ is the starting point) on the `schedule`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad schedule; allocation failures
+    /// as [`Error::InvalidParameter`].
+    pub fn with_objective(objective: O, schedule: Schedule<F>) -> Result<Self> {
+        schedule.check()?;
+        let policy = objective.model().clone();
+        let n = policy.num_params();
+        let k = policy.num_actions();
+        let pl = policy.probs_len();
+        let theta = policy.params();
+        let closed = objective.closed_form().map(|_| {
+            (0..pl)
                 .map(|a| {
                     if a < k {
                         F::one() / F::c(k as f64)
@@ -168,38 +241,52 @@ impl<F: Real> Refit<F> {
                 })
                 .collect()
         });
+        let pending = objective.points();
         Ok(Self {
-            k,
-            d,
-            tabular,
-            config,
-            obj,
-            history: History::new(d),
-            theta_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
-            theta_trial: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
+            schedule,
+            warm: Warm::new(n)?,
+            history: History::new(policy.context_dim()),
+            theta_trial: theta.clone(),
+            theta,
             closed,
-            warm,
-            pending: 0,
+            pending,
             report: None,
             refits: 0,
-            probs: vec![F::zero(); kp],
-            scratch: vec![F::zero(); kp],
+            probs: crate::error::try_filled(pl, F::zero(), "k")?,
+            scratch: crate::error::try_filled(pl, F::zero(), "k")?,
             acted: false,
+            obj: objective,
+            policy,
         })
     }
 
-    /// The settings.
-    pub fn config(&self) -> &RefitConfig<F> {
-        &self.config
+    /// The refit schedule and solver settings.
+    pub fn schedule(&self) -> &Schedule<F> {
+        &self.schedule
     }
 
-    /// θ of the last refit as a K×d matrix (θ = 0 before the first). In the
-    /// closed form (λ = 0) it is θ_a = ln π*(a), −∞ where π*(a) = 0.
-    pub fn theta(&self) -> Array2<F> {
-        let kp = padded(self.k);
+    /// The objective, with its data.
+    pub fn objective(&self) -> &O {
+        &self.obj
+    }
+
+    /// The policy at the last refit's optimum (the starting policy before
+    /// the first refit; in the closed form, see [`Refit::theta`]).
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// θ of the last refit, flat in the policy's layout (for the linear
+    /// softmax, K×d row-major). In the closed form (λ = 0) every parameter
+    /// of action a is ln π*(a), −∞ where π*(a) = 0.
+    pub fn theta(&self) -> Vec<F> {
         match &self.closed {
-            Some(p) => Array2::from_shape_fn((self.k, self.d), |(a, _)| p[a].ln()),
-            None => Array2::from_shape_fn((self.k, self.d), |(a, j)| self.theta_t[j * kp + a]),
+            Some(p) => {
+                let n = self.theta.len();
+                let per = (n / self.policy.num_actions().max(1)).max(1);
+                (0..n).map(|i| p[i / per].ln()).collect()
+            }
+            None => self.theta.clone(),
         }
     }
 
@@ -224,32 +311,22 @@ impl<F: Real> Refit<F> {
         &self.history
     }
 
-    /// The objective's (compressed) data.
-    pub fn dataset(&self) -> &Dataset<F> {
-        self.obj.data()
-    }
-
     /// Interactions learned since the last refit.
     pub fn pending(&self) -> usize {
         self.pending
     }
 
-    /// The context the policy sees: `[1]` for a tabular learner.
-    fn state<'a>(&self, x: &'a [F], one: &'a [F; 1]) -> Result<&'a [F]> {
-        check_context(x, self.d)?;
-        Ok(if self.tabular { one } else { x })
-    }
-
-    /// Refits if due, then writes π(·|x) (padded) into `scratch`.
+    /// Refits if due, then writes π(·|x) (length probs_len) into `scratch`.
     fn current_policy(&mut self, x: &[F]) -> Result<()> {
-        let one = [F::one()];
-        let state = self.state(x, &one)?;
-        if self.pending >= self.config.refit_every {
+        check_context(x, self.policy.context_dim())?;
+        if self.pending >= self.schedule.refit_every {
             self.refit_now()?;
         }
         match &self.closed {
             Some(p) => self.scratch.copy_from_slice(p),
-            None => self.obj.probs_at(&self.theta_t, state, &mut self.scratch)?,
+            None => {
+                self.policy.probabilities_into(x, &mut self.scratch)?;
+            }
         }
         Ok(())
     }
@@ -264,38 +341,41 @@ impl<F: Real> Refit<F> {
         if self.pending == 0 {
             return Ok(());
         }
-        let report = if self.closed.is_some() {
-            let (p, report) = closed_form(self.obj.data())?;
-            let mut padded_p = vec![F::zero(); padded(self.k)];
-            padded_p[..self.k].copy_from_slice(&p);
-            self.closed = Some(padded_p);
-            report
+        let report = if let Some(closed) = self.obj.closed_form() {
+            let c = closed?;
+            let mut p = vec![F::zero(); self.probs.len()];
+            p[..c.probs.len()].copy_from_slice(&c.probs);
+            self.closed = Some(p);
+            closed_form_report(c.value)
         } else {
             // Solved on a copy: θ changes only when the refit succeeds.
-            let mut theta_t = std::mem::take(&mut self.theta_trial);
-            theta_t.clone_from(&self.theta_t);
+            let mut theta = std::mem::take(&mut self.theta_trial);
+            theta.clone_from(&self.theta);
             let result = self
                 .warm
-                .solve(&mut self.obj, &mut theta_t, &self.config.options);
-            let report = match result {
-                Ok(r) => r,
+                .solve(&mut self.obj, &mut theta, &self.schedule.options)
+                .and_then(|report| {
+                    if report.stop != StopReason::Converged && self.schedule.strict {
+                        return Err(Error::NotConverged {
+                            iterations: report.iterations,
+                            grad_norm: report.grad_norm.f64(),
+                            threshold: report.threshold.f64(),
+                        });
+                    }
+                    self.policy.set_params(&theta)?;
+                    Ok(report)
+                });
+            match result {
+                Ok(report) => {
+                    self.theta_trial = std::mem::replace(&mut self.theta, theta);
+                    report
+                }
                 Err(e) => {
-                    self.theta_trial = theta_t;
+                    self.theta_trial = theta;
                     self.warm.reset();
                     return Err(e);
                 }
-            };
-            if report.stop != StopReason::Converged && self.config.strict {
-                self.theta_trial = theta_t;
-                self.warm.reset();
-                return Err(Error::NotConverged {
-                    iterations: report.iterations,
-                    grad_norm: report.grad_norm.f64(),
-                    threshold: report.threshold.f64(),
-                });
             }
-            self.theta_trial = std::mem::replace(&mut self.theta_t, theta_t);
-            report
         };
         self.report = Some(report);
         self.refits += 1;
@@ -304,20 +384,21 @@ impl<F: Real> Refit<F> {
     }
 }
 
-impl<F: Real> Learner<F> for Refit<F> {
+impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Learner<F> for Refit<F, P, O> {
     fn num_actions(&self) -> usize {
-        self.k
+        self.policy.num_actions()
     }
 
     fn context_dim(&self) -> usize {
-        self.d
+        self.policy.context_dim()
     }
 
     fn act<R: Rng + ?Sized>(&mut self, x: &[F], rng: &mut R) -> Result<Decision<F>> {
         self.current_policy(x)?;
         std::mem::swap(&mut self.probs, &mut self.scratch);
         self.acted = true;
-        let action = sample(&self.probs[..self.k], rng);
+        let k = self.policy.num_actions();
+        let action = sample(&self.probs[..k], rng);
         Ok(Decision {
             action,
             propensity: self.probs[action],
@@ -325,63 +406,76 @@ impl<F: Real> Learner<F> for Refit<F> {
     }
 
     fn probabilities(&self) -> Option<&[F]> {
-        self.acted.then(|| &self.probs[..self.k])
+        let k = self.policy.num_actions();
+        self.acted.then(|| &self.probs[..k])
     }
 
     fn policy_into(&mut self, x: &[F], out: &mut [F]) -> Result<()> {
-        crate::policy::check_len("out", out.len(), self.k)?;
+        let k = self.policy.num_actions();
+        crate::policy::check_len("out", out.len(), k)?;
         self.current_policy(x)?;
-        out.copy_from_slice(&self.scratch[..self.k]);
+        out.copy_from_slice(&self.scratch[..k]);
         Ok(())
     }
 
     fn validate(&self) -> Result<()> {
-        use crate::error::{ensure, inconsistent};
-        let fresh = Self::build(self.k, self.d, self.tabular, self.config)
-            .map_err(|_| inconsistent("refit configuration"))?;
+        use crate::error::ensure;
+        self.schedule
+            .check()
+            .map_err(|_| crate::error::inconsistent("refit schedule"))?;
         self.obj.validate()?;
-        self.warm.validate(&self.obj)?;
+        self.policy.validate()?;
+        let model = self.obj.model();
+        let n = model.num_params();
+        self.warm.validate(n)?;
         self.history.validate()?;
-        let data = self.obj.data();
         ensure(
-            data.num_actions() == self.k
-                && data.context_dim() == self.d
-                && self.history.context_dim() == self.d
-                && (!self.tabular || self.d == 1),
+            self.policy.num_actions() == model.num_actions()
+                && self.policy.context_dim() == model.context_dim()
+                && self.policy.num_params() == n
+                && self.history.context_dim() == model.context_dim(),
             "refit shapes",
         )?;
+        let pl = self.policy.probs_len();
         ensure(
-            self.theta_t.len() == fresh.theta_t.len()
-                && self.theta_trial.len() == fresh.theta_trial.len()
-                && self.probs.len() == fresh.probs.len()
-                && self.scratch.len() == fresh.scratch.len()
-                && self.closed.as_ref().map(Vec::len) == fresh.closed.as_ref().map(Vec::len)
-                && self.history.len() == data.points(),
+            self.theta.len() == n
+                && self.theta_trial.len() == n
+                && self.probs.len() == pl
+                && self.scratch.len() == pl
+                && self.closed.as_ref().is_none_or(|c| c.len() == pl)
+                && self.closed.is_some() == self.obj.closed_form().is_some()
+                && self.history.len() == self.obj.points(),
             "refit buffer lengths",
         )?;
         ensure(
-            self.theta_t.iter().all(|v| v.is_finite()),
+            self.theta.iter().all(|v| v.is_finite()),
             "refit parameters finite",
         )
     }
 
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
-        check_interaction(action, self.k, reward, propensity)?;
-        let one = [F::one()];
-        let state = self.state(x, &one)?;
-        let weight = self.config.weighting.weight(reward, self.history.len())?;
-        // Everything that can fail runs before anything is changed.
-        let log_p = if self.closed.is_some() {
-            F::zero()
+        check_interaction(action, self.policy.num_actions(), reward, propensity)?;
+        check_context(x, self.policy.context_dim())?;
+        // The objective checks everything before it changes anything.
+        if self.closed.is_some() {
+            self.obj.push(
+                &self.policy,
+                x,
+                action,
+                reward,
+                propensity,
+                Default::default(),
+            )?;
         } else {
-            self.obj
-                .point_at(&self.theta_t, state, action, &mut self.scratch)?
-        };
-        // Context, action and weight were checked above.
-        self.obj.push_unchecked(state, action, weight);
-        if self.closed.is_none() {
-            self.warm
-                .absorb(&self.obj, state, action, weight, &self.scratch, log_p);
+            self.obj.push(
+                &self.policy,
+                x,
+                action,
+                reward,
+                propensity,
+                self.warm.terms(),
+            )?;
+            self.warm.absorbed();
         }
         self.history.push_unchecked(x, action, reward, propensity);
         self.pending += 1;

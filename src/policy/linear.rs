@@ -2,19 +2,21 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::kernels::{LANES, padded, score};
 use super::{
-    Normalizer, Policy, check_action, check_context, check_len, hessian_vector, max_abs,
-    update_is_finite,
+    Normalizer, Policy, Rows, check_action, check_context, check_len, max_abs, update_is_finite,
 };
 use crate::error::{Error, Result};
+use crate::kernels::{LANES, hessian_vector, padded, score};
 use crate::real::Real;
 
 /// Linear softmax policy over K actions with d-dimensional contexts:
 /// `π(a | x) = exp(θ_a·x − m) / Σ_b exp(θ_b·x − m)`, `m = max_b θ_b·x`.
 ///
-/// θ is stored feature-major with K padded to a multiple of 4 (see
-/// [`Policy::probs_len`]), so that every hot loop runs over whole vector blocks.
+/// Its flat parameters are θ ∈ R^{K×d} row-major: entry a·d + j is the
+/// weight of feature j for action a (p = K·d). Inside, θ is stored
+/// feature-major with K padded to a multiple of 4 (see
+/// [`Policy::probs_len`]), so that every hot loop runs over whole vector
+/// blocks; the log-likelihood passes run on that layout directly.
 ///
 /// # Examples
 /// ```
@@ -100,8 +102,34 @@ impl<F: Real> LinearSoftmax<F> {
     pub fn from_params(theta: ArrayView2<'_, F>) -> Result<Self> {
         let (k, d) = theta.dim();
         let mut p = Self::new(k, d)?;
-        p.set_params(theta)?;
+        let flat: Vec<F> = theta.iter().copied().collect();
+        p.set_params(&flat)?;
         Ok(p)
+    }
+
+    /// θ as a K×d matrix (row a holds action a's weights).
+    pub fn matrix(&self) -> Array2<F> {
+        Array2::from_shape_fn((self.k, self.d), |(a, j)| self.theta[j * self.kp + a])
+    }
+
+    /// Row-major K×d (flat) → padded feature-major.
+    pub(crate) fn flat_to_padded(&self, flat: &[F], out_t: &mut [F]) {
+        let (k, d, kp) = (self.k, self.d, self.kp);
+        for a in 0..k {
+            for j in 0..d {
+                out_t[j * kp + a] = flat[a * d + j];
+            }
+        }
+    }
+
+    /// Padded feature-major → row-major K×d (flat).
+    pub(crate) fn padded_to_flat(&self, t: &[F], flat: &mut [F]) {
+        let (k, d, kp) = (self.k, self.d, self.kp);
+        for a in 0..k {
+            for j in 0..d {
+                flat[a * d + j] = t[j * kp + a];
+            }
+        }
     }
 
     /// θ_{a, j}, the weight of feature `j` for action `a`, or `None` out of range.
@@ -113,7 +141,8 @@ impl<F: Real> LinearSoftmax<F> {
     #[inline]
     fn probs_padded(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>> {
         check_context(x, self.d)?;
-        crate::simd::logits_softmax_t(&self.theta, &self.bias, x, out).ok_or(Error::NonFiniteLogits)
+        crate::kernels::logits_softmax_t(&self.theta, &self.bias, x, out)
+            .ok_or(Error::NonFiniteLogits)
     }
 }
 
@@ -130,29 +159,64 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         self.kp
     }
 
-    fn params(&self) -> Array2<F> {
-        Array2::from_shape_fn((self.k, self.d), |(a, j)| self.theta[j * self.kp + a])
+    fn num_params(&self) -> usize {
+        self.k * self.d
     }
 
-    fn set_params(&mut self, theta: ArrayView2<'_, F>) -> Result<()> {
-        if theta.dim() != (self.k, self.d) {
-            return Err(Error::Length {
-                name: "params",
-                expected: self.k * self.d,
-                got: theta.len(),
-            });
-        }
+    fn params_into(&self, out: &mut [F]) -> Result<()> {
+        check_len("out", out.len(), self.k * self.d)?;
+        self.padded_to_flat(&self.theta, out);
+        Ok(())
+    }
+
+    fn set_params(&mut self, theta: &[F]) -> Result<()> {
+        check_len("theta", theta.len(), self.k * self.d)?;
         if let Some((index, v)) = theta.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::NonFiniteParameter {
                 index,
                 value: v.f64(),
             });
         }
-        for ((a, j), &v) in theta.indexed_iter() {
-            self.theta[j * self.kp + a] = v;
-        }
+        let mut t = std::mem::take(&mut self.theta);
+        self.flat_to_padded(theta, &mut t);
+        self.theta = t;
         self.theta_bound = max_abs(&self.theta);
         Ok(())
+    }
+
+    fn logits_into(&self, x: &[F], out: &mut [F]) -> Result<()> {
+        check_len("x", x.len(), self.d)?;
+        if out.len() == self.kp {
+            crate::kernels::logits_t(&self.theta, x, out);
+            return Ok(());
+        }
+        check_len("out", out.len(), self.k)?;
+        let mut z = vec![F::zero(); self.kp];
+        crate::kernels::logits_t(&self.theta, x, &mut z);
+        out.copy_from_slice(&z[..self.k]);
+        Ok(())
+    }
+
+    fn add_logits_vjp(&self, x: &[F], c: &[F], grad: &mut [F]) -> Result<()> {
+        check_len("x", x.len(), self.d)?;
+        if c.len() < self.k {
+            return Err(Error::Length {
+                name: "c",
+                expected: self.k,
+                got: c.len(),
+            });
+        }
+        check_len("grad", grad.len(), self.k * self.d)?;
+        for (row, &ca) in grad.chunks_exact_mut(self.d).zip(c) {
+            for (g, &xj) in row.iter_mut().zip(x) {
+                *g = ca.mul_add(xj, *g);
+            }
+        }
+        Ok(())
+    }
+
+    fn logits_linear(&self) -> bool {
+        true
     }
 
     #[inline]
@@ -175,7 +239,8 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         Ok(())
     }
 
-    fn hessian_vector_into(&self, x: &[F], v: &[F], out: &mut [F]) -> Result<()> {
+    fn hessian_vector_into(&self, x: &[F], action: usize, v: &[F], out: &mut [F]) -> Result<()> {
+        check_action(action, self.k)?;
         check_len("v", v.len(), self.k * self.d)?;
         check_len("out", out.len(), self.k * self.d)?;
         let probs = self.probabilities(x)?;
@@ -206,8 +271,114 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
                 return Err(Error::NonFiniteUpdate);
             }
         }
-        crate::simd::add_scaled_score_t(&mut self.theta, x, probs, action, scale, &mut self.coef);
+        crate::kernels::add_scaled_score_t(
+            &mut self.theta,
+            x,
+            probs,
+            action,
+            scale,
+            &mut self.coef,
+        );
         self.theta_bound += scale.abs() * xmax;
+        Ok(())
+    }
+
+    fn add_loglik_neg_hessian(&self, x: &[F], w: &[F], c: F, h: &mut [F]) -> Result<()> {
+        let _ = w;
+        let (k, d) = (self.k, self.d);
+        let n = k * d;
+        check_len("h", h.len(), n * n)?;
+        let mut probs = vec![F::zero(); self.kp];
+        self.probs_padded(x, &mut probs)?;
+        add_point_hessian(k, x, &probs, c, h);
+        Ok(())
+    }
+
+    fn loglik_pass(
+        &self,
+        rows: Rows<'_, F>,
+        grad: &mut [F],
+        probs: Option<&mut [F]>,
+        scratch: &mut Vec<F>,
+    ) -> Result<F> {
+        let (kp, d) = (self.kp, self.d);
+        check_len("grad", grad.len(), self.k * d)?;
+        check_len("stride", rows.stride, kp)?;
+        check_len("rows", rows.xs.len(), rows.len() * d)?;
+        check_len("rows", rows.ws.len(), rows.len() * kp)?;
+        if let Some(p) = &probs {
+            check_len("probs", p.len(), rows.len() * kp)?;
+        }
+        scratch.resize(kp * d + 2 * kp, F::zero());
+        let (grad_t, zr) = scratch.split_at_mut(kp * d);
+        let (z, r) = zr.split_at_mut(kp);
+        grad_t.iter_mut().for_each(|g| *g = F::zero());
+        self.flat_to_padded(grad, grad_t);
+        let value = crate::kernels::loglik_pass(
+            &self.theta,
+            &self.bias,
+            rows.xs,
+            rows.ws,
+            rows.cs,
+            grad_t,
+            probs,
+            z,
+            r,
+        )
+        .ok_or(Error::NonFiniteLogits)?;
+        self.padded_to_flat(grad_t, grad);
+        Ok(value)
+    }
+
+    fn loglik_neg_hvp_pass(
+        &self,
+        rows: Rows<'_, F>,
+        probs: Option<&[F]>,
+        v: &[F],
+        out: &mut [F],
+        scratch: &mut Vec<F>,
+    ) -> Result<()> {
+        let (kp, d) = (self.kp, self.d);
+        let n = self.k * d;
+        check_len("v", v.len(), n)?;
+        check_len("out", out.len(), n)?;
+        check_len("stride", rows.stride, kp)?;
+        check_len("rows", rows.xs.len(), rows.len() * d)?;
+        let Some(probs) = probs.filter(|p| p.len() == rows.len() * kp) else {
+            // No stored probabilities: row by row.
+            for i in 0..rows.len() {
+                let Some((x, w, c)) = rows.get(i) else { break };
+                if c != F::zero() {
+                    self.add_loglik_neg_hvp(x, w, c, v, out)?;
+                }
+            }
+            return Ok(());
+        };
+        scratch.resize(2 * kp * d + kp, F::zero());
+        let (v_t, rest) = scratch.split_at_mut(kp * d);
+        let (out_t, u) = rest.split_at_mut(kp * d);
+        v_t.iter_mut().for_each(|g| *g = F::zero());
+        out_t.iter_mut().for_each(|g| *g = F::zero());
+        self.flat_to_padded(v, v_t);
+        self.flat_to_padded(out, out_t);
+        crate::kernels::neg_hess_vec_pass(v_t, rows.xs, rows.cs, probs, out_t, u);
+        self.padded_to_flat(out_t, out);
+        Ok(())
+    }
+
+    fn add_loglik_neg_hvp(&self, x: &[F], w: &[F], c: F, v: &[F], out: &mut [F]) -> Result<()> {
+        let _ = w;
+        let n = self.k * self.d;
+        check_len("v", v.len(), n)?;
+        check_len("out", out.len(), n)?;
+        let mut probs = vec![F::zero(); self.kp];
+        self.probs_padded(x, &mut probs)?;
+        let mut u = vec![F::zero(); self.k];
+        let mut hv = vec![F::zero(); n];
+        hessian_vector(x, &probs[..self.k], v, &mut u, &mut hv);
+        for (o, h) in out.iter_mut().zip(&hv) {
+            *o -= c * *h;
+        }
         Ok(())
     }
 
@@ -246,10 +417,38 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         check_action(action, self.k)?;
         check_context(x, self.d)?;
         let mut z = vec![F::zero(); self.kp];
-        crate::simd::logits_t(&self.theta, x, &mut z);
+        crate::kernels::logits_t(&self.theta, x, &mut z);
         let za = z[action];
-        let norm = crate::simd::softmax_padded(&mut z, &self.bias).ok_or(Error::NonFiniteLogits)?;
+        let norm =
+            crate::kernels::softmax_padded(&mut z, &self.bias).ok_or(Error::NonFiniteLogits)?;
         Ok(za - norm.log_partition())
+    }
+}
+
+/// Adds `c · S(π) ⊗ x xᵀ` (S = diag π − π πᵀ) to the lower triangle of
+/// the dense negated Hessian `h` (row-major K·d square, index a·d + j).
+pub(crate) fn add_point_hessian<F: Real>(k: usize, x: &[F], probs: &[F], c: F, h: &mut [F]) {
+    let d = x.len();
+    let n = k * d;
+    for a in 0..k {
+        let pa = probs[a];
+        for b in 0..=a {
+            let s = if a == b {
+                pa - pa * pa
+            } else {
+                -(pa * probs[b])
+            } * c;
+            if s == F::zero() {
+                continue;
+            }
+            for j in 0..d {
+                let sx = s * x[j];
+                let row = &mut h[(a * d + j) * n + b * d..(a * d + j) * n + b * d + d];
+                for (hv, &xl) in row.iter_mut().zip(x) {
+                    *hv += sx * xl;
+                }
+            }
+        }
     }
 }
 

@@ -1,19 +1,34 @@
-//! Softmax policies over K actions (DESIGN §3).
+//! Softmax policies over K actions, as one model over flat parameters
+//! (docs/ARCHITECTURE.md, "Policies").
 //!
-//! [`LinearSoftmax`] has logits `z = θ x` with `θ ∈ R^{K×d}` (row `a` holds
-//! the weights of action `a`); [`Tabular`] has K logits and one state, and
-//! agrees with `LinearSoftmax` at `d = 1`, `x = [1]` to rounding.
-//! Probabilities are computed from max-shifted logits.
+//! A policy is π_θ(a | x) = softmax(z_θ(x))_a for logits z_θ(x) ∈ R^K and
+//! parameters θ ∈ R^p, a flat vector in the policy's own documented
+//! layout. The [`Policy`] trait asks for the few things that define a
+//! policy — K, p, the context length, θ, the logits, and the
+//! vector–Jacobian product of the logits — and provides the rest
+//! (probabilities, log-probabilities, the score, the REINFORCE update, the
+//! Hessian-vector product, and the passes of the log-likelihood objective),
+//! which a policy may override with faster code.
+//!
+//! * [`LinearSoftmax`]: z = θ x with θ ∈ R^{K×d} (flat row-major, entry a·d + j);
+//! * [`Tabular`]: K logits and no context (the d = 1 linear policy at x = [1]);
+//! * [`ActionFeatures`]: the conditional logit, z_a = θ · φ_a(x) with one
+//!   feature vector per action and one shared θ ∈ R^p (Vowpal Wabbit's
+//!   action-dependent features).
+//!
+//! The helpers a user's own policy or learner needs are public here:
+//! [`check_context`], [`check_action`], [`check_len`], [`sample_action`].
 
-pub(crate) mod kernels;
+mod adf;
 mod linear;
 mod tabular;
 
-pub use kernels::Normalizer;
+pub use crate::kernels::Normalizer;
+pub use adf::ActionFeatures;
 pub use linear::LinearSoftmax;
 pub use tabular::Tabular;
 
-pub(crate) use kernels::{dot, dot_plain, hessian_vector, sample};
+pub(crate) use crate::kernels::sample;
 
 /// Turns logits into probabilities in place, never exponentiating an
 /// unshifted logit: `z_a ← exp(z_a − m) / Σ_b exp(z_b − m)` with `m = max_b z_b`.
@@ -32,20 +47,141 @@ pub(crate) use kernels::{dot, dot_plain, hessian_vector, sample};
 /// ```
 #[inline]
 pub fn softmax_in_place<F: Real>(z: &mut [F]) -> Option<Normalizer<F>> {
-    crate::simd::softmax_in_place(z)
+    crate::kernels::softmax_in_place(z)
 }
 
-use ndarray::{Array2, ArrayView2};
+/// Draws an action from the probabilities `probs` with one uniform draw
+/// (inverse CDF), as the crate's learners do. Never panics: entries past a
+/// total of 1 (rounding) fall to the last action with positive probability;
+/// an empty or all-zero `probs` gives action 0.
+///
+/// # Examples
+/// ```
+/// use rand::SeedableRng;
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+/// let a = refit::policy::sample_action(&[0.0f64, 1.0, 0.0], &mut rng);
+/// assert_eq!(a, 1);
+/// ```
+#[inline]
+pub fn sample_action<F: Real, R: Rng + ?Sized>(probs: &[F], rng: &mut R) -> usize {
+    sample(probs, rng)
+}
+
+use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::real::Real;
 
-/// A stochastic policy π_θ(a | x) over `num_actions()` actions, differentiable
-/// in its parameters θ.
+/// The compressed rows of a log-likelihood pass (see
+/// [`crate::objective::Dataset`]): row i has context `xs[i·d..(i+1)·d]`,
+/// per-action weights `ws[i·stride..i·stride + K]` (entries past K are 0)
+/// and total weight `cs[i] = Σ_a W_ia`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a, F> {
+    /// Contexts, rows × d.
+    pub xs: &'a [F],
+    /// Action weights, rows × stride.
+    pub ws: &'a [F],
+    /// Row totals.
+    pub cs: &'a [F],
+    /// Length of a row of `ws` (K rounded up to a multiple of 4).
+    pub stride: usize,
+}
+
+impl<'a, F: Real> Rows<'a, F> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.cs.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.cs.is_empty()
+    }
+
+    /// Row `i`: (context, action weights of length `stride`, total), or
+    /// `None` past the end.
+    pub fn get(&self, i: usize) -> Option<(&'a [F], &'a [F], F)> {
+        let d = self.xs.len().checked_div(self.cs.len())?;
+        Some((
+            self.xs.get(i * d..(i + 1) * d)?,
+            self.ws.get(i * self.stride..(i + 1) * self.stride)?,
+            *self.cs.get(i)?,
+        ))
+    }
+}
+
+/// A stochastic softmax policy π_θ(a | x) over `num_actions()` actions,
+/// differentiable in its flat parameter vector θ.
 ///
-/// Every method validates its arguments (lengths, finiteness, action range)
-/// and returns an [`Error`] instead of panicking; a method that fails leaves
-/// the policy unchanged.
+/// # Implementing a policy
+/// Seven methods define a policy: [`Policy::num_actions`],
+/// [`Policy::context_dim`], [`Policy::num_params`], [`Policy::params_into`],
+/// [`Policy::set_params`], [`Policy::logits_into`] and
+/// [`Policy::add_logits_vjp`]. Everything else is provided: probabilities,
+/// log-probabilities, the score, the REINFORCE update (used by
+/// [`crate::learner::Incremental`]) and the Hessian-vector product and
+/// log-likelihood passes (used by [`crate::learner::Refit`] and
+/// [`crate::solve::fit`]). The provided Hessian-vector products take
+/// central differences of exact gradients; a policy whose logits are linear
+/// in θ should override [`Policy::logits_linear`] to make them exact.
+///
+/// The two logit methods receive contexts already checked by
+/// [`check_context`] (length `context_dim()`, finite): the provided
+/// methods check before they call them. They check their other lengths,
+/// return an [`Error`] instead of panicking, and change nothing on failure.
+///
+/// # Examples
+/// A user's own policy: one logit per action, θ_a plus a shared slope on
+/// the one context feature.
+/// ```
+/// use refit::policy::{check_len, Policy};
+/// use refit::Result;
+///
+/// #[derive(Debug, Clone)]
+/// struct Slope { theta: Vec<f64> } // K biases, then one slope
+///
+/// impl Policy<f64> for Slope {
+///     fn num_actions(&self) -> usize { self.theta.len() - 1 }
+///     fn context_dim(&self) -> usize { 1 }
+///     fn num_params(&self) -> usize { self.theta.len() }
+///     fn params_into(&self, out: &mut [f64]) -> Result<()> {
+///         check_len("out", out.len(), self.theta.len())?;
+///         out.copy_from_slice(&self.theta);
+///         Ok(())
+///     }
+///     fn set_params(&mut self, theta: &[f64]) -> Result<()> {
+///         check_len("theta", theta.len(), self.theta.len())?;
+///         self.theta.copy_from_slice(theta);
+///         Ok(())
+///     }
+///     // z_a = θ_a + a · s · x
+///     fn logits_into(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+///         let k = self.num_actions();
+///         check_len("out", out.len(), k)?;
+///         for (a, z) in out.iter_mut().enumerate() {
+///             *z = self.theta[a] + a as f64 * self.theta[k] * x[0];
+///         }
+///         Ok(())
+///     }
+///     // grad += Σ_a c_a ∇θ z_a
+///     fn add_logits_vjp(&self, x: &[f64], c: &[f64], grad: &mut [f64]) -> Result<()> {
+///         let k = self.num_actions();
+///         check_len("c", c.len(), k)?;
+///         check_len("grad", grad.len(), k + 1)?;
+///         for (a, &ca) in c.iter().enumerate() {
+///             grad[a] += ca;
+///             grad[k] += ca * a as f64 * x[0];
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let pi = Slope { theta: vec![0.0, 0.0, 1.0] };
+/// let p = pi.probabilities(&[2.0])?;
+/// assert!((p[1] / p[0] - 2f64.exp()).abs() < 1e-12);
+/// # Ok::<(), refit::Error>(())
+/// ```
 pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     /// Number of actions K.
     fn num_actions(&self) -> usize;
@@ -53,52 +189,87 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     /// Length of the contexts the policy takes.
     fn context_dim(&self) -> usize;
 
+    /// Number of parameters p.
+    fn num_params(&self) -> usize;
+
+    /// Writes θ (length p, the policy's documented layout) into `out`.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for `out`.
+    fn params_into(&self, out: &mut [F]) -> Result<()>;
+
+    /// Replaces θ.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for a θ of the wrong length,
+    /// [`Error::NonFiniteParameter`] if it holds a NaN or an infinity.
+    fn set_params(&mut self, theta: &[F]) -> Result<()>;
+
+    /// Writes the logits z_θ(x) into `out` (length K), for a checked context.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for `out`.
+    fn logits_into(&self, x: &[F], out: &mut [F]) -> Result<()>;
+
+    /// Adds the vector–Jacobian product ∇_θ Σ_a c_a z_a(x) to `grad`
+    /// (length p), for a checked context and `c` of length K.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for `c` or `grad`.
+    fn add_logits_vjp(&self, x: &[F], c: &[F], grad: &mut [F]) -> Result<()>;
+
+    /// Whether the logits are linear in θ (z = J(x) θ), as for every policy
+    /// of the crate. The provided Hessian-vector products are then exact:
+    /// ∇²_θ Σ_a w_a log π_a = −c Jᵀ S(π) J with S = diag π − π πᵀ,
+    /// and J v is read off the logits at θ = v. Default `false`.
+    fn logits_linear(&self) -> bool {
+        false
+    }
+
+    /// Whether the logits ignore the context (a tabular policy). Then the
+    /// λ = 0 refit optimum exists in closed form. Default `false`.
+    fn context_free(&self) -> bool {
+        false
+    }
+
+    /// θ as a new vector.
+    fn params(&self) -> Vec<F> {
+        let mut out = vec![F::zero(); self.num_params()];
+        // The length is right by construction.
+        let _ = self.params_into(&mut out);
+        out
+    }
+
     /// Length of the probability buffers the policy computes in: K, or K
     /// rounded up to the block width of its kernels. Buffers of this length
     /// skip a copy in [`Policy::probabilities_into`] and
     /// [`Policy::add_scaled_score`]; entries past K hold probability 0.
-    fn probs_len(&self) -> usize;
-
-    /// The parameters θ as a K×d matrix (row `a` holds action `a`'s weights).
-    fn params(&self) -> Array2<F>;
-
-    /// Replaces the parameters with a K×d matrix.
-    ///
-    /// # Errors
-    /// [`Error::Length`] if `theta` has the wrong shape,
-    /// [`Error::NonFiniteParameter`] if it holds a NaN or an infinity.
-    fn set_params(&mut self, theta: ArrayView2<'_, F>) -> Result<()>;
+    fn probs_len(&self) -> usize {
+        self.num_actions()
+    }
 
     /// Writes π_θ(· | x) into `out` and returns its normalizer. `out` has
     /// length K, or [`Policy::probs_len`] (then the entries past K are 0).
     ///
     /// # Errors
     /// [`Error::ContextLength`], [`Error::NonFiniteContext`], [`Error::Length`]
-    /// for `out`, and [`Error::NonFiniteLogits`] if θ·x overflows.
-    fn probabilities_into(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>>;
-
-    /// Writes the score ∇_θ log π_θ(a | x) into `out`, a row-major K×d matrix.
-    ///
-    /// # Errors
-    /// As [`Policy::probabilities_into`], and [`Error::ActionOutOfRange`].
-    fn score_into(&self, x: &[F], action: usize, out: &mut [F]) -> Result<()>;
-
-    /// Writes the product of the Hessian ∇²_θ log π_θ(a | x) (the same for
-    /// every a) with the direction `v` into `out` (both row-major K×d), in O(K·d).
-    ///
-    /// # Errors
-    /// As [`Policy::probabilities_into`], and [`Error::Length`] for `v`, `out`.
-    fn hessian_vector_into(&self, x: &[F], v: &[F], out: &mut [F]) -> Result<()>;
-
-    /// The REINFORCE update θ ← θ + scale · (e_a − π) ⊗ x, where `probs` is
-    /// π_θ(· | x) as returned by [`Policy::probabilities_into`] for this θ and
-    /// x (length K, or [`Policy::probs_len`]).
-    ///
-    /// # Errors
-    /// As [`Policy::score_into`], [`Error::Length`] for `probs`, and
-    /// [`Error::NonFiniteUpdate`] if the result would not be finite; θ is then
-    /// unchanged.
-    fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()>;
+    /// for `out`, and [`Error::NonFiniteLogits`] if the logits overflow.
+    fn probabilities_into(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>> {
+        check_context(x, self.context_dim())?;
+        let k = self.num_actions();
+        if out.len() != k && out.len() != self.probs_len() {
+            return Err(Error::Length {
+                name: "out",
+                expected: k,
+                got: out.len(),
+            });
+        }
+        let (head, tail) = out.split_at_mut(k);
+        self.logits_into(x, head)?;
+        let norm = softmax_in_place(head).ok_or(Error::NonFiniteLogits)?;
+        tail.iter_mut().for_each(|v| *v = F::zero());
+        Ok(norm)
+    }
 
     /// π_θ(· | x) as a new vector.
     ///
@@ -110,6 +281,243 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         Ok(out)
     }
 
+    /// log π_θ(a | x), computed from the logits (exact for tiny probabilities).
+    ///
+    /// # Errors
+    /// As [`Policy::probabilities_into`], and [`Error::ActionOutOfRange`].
+    fn log_prob(&self, x: &[F], action: usize) -> Result<F> {
+        check_action(action, self.num_actions())?;
+        check_context(x, self.context_dim())?;
+        let mut z = vec![F::zero(); self.num_actions()];
+        self.logits_into(x, &mut z)?;
+        let za = z[action];
+        let norm = softmax_in_place(&mut z).ok_or(Error::NonFiniteLogits)?;
+        Ok(za - norm.log_partition())
+    }
+
+    /// Writes the score ∇_θ log π_θ(a | x) = Jᵀ (e_a − π) into `out` (length p).
+    ///
+    /// # Errors
+    /// As [`Policy::log_prob`], and [`Error::Length`] for `out`.
+    fn score_into(&self, x: &[F], action: usize, out: &mut [F]) -> Result<()> {
+        check_action(action, self.num_actions())?;
+        check_len("out", out.len(), self.num_params())?;
+        let mut c = self.probabilities(x)?;
+        for (a, ca) in c.iter_mut().enumerate() {
+            *ca = if a == action { F::one() - *ca } else { -*ca };
+        }
+        out.iter_mut().for_each(|v| *v = F::zero());
+        self.add_logits_vjp(x, &c, out)
+    }
+
+    /// The REINFORCE update θ ← θ + scale · ∇_θ log π_θ(a | x), where
+    /// `probs` is π_θ(· | x) as returned by [`Policy::probabilities_into`]
+    /// for this θ and x (length K, or [`Policy::probs_len`]).
+    ///
+    /// # Errors
+    /// As [`Policy::score_into`], [`Error::Length`] for `probs`, and
+    /// [`Error::NonFiniteUpdate`] if the result would not be finite; θ is then
+    /// unchanged.
+    fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()> {
+        check_context(x, self.context_dim())?;
+        let k = self.num_actions();
+        check_action(action, k)?;
+        if probs.len() != k && probs.len() != self.probs_len() {
+            return Err(Error::Length {
+                name: "probs",
+                expected: k,
+                got: probs.len(),
+            });
+        }
+        let c: Vec<F> = probs[..k]
+            .iter()
+            .enumerate()
+            .map(|(a, &p)| scale * (if a == action { F::one() } else { F::zero() } - p))
+            .collect();
+        let mut theta = self.params();
+        self.add_logits_vjp(x, &c, &mut theta)?;
+        if !theta.iter().all(|v| v.is_finite()) {
+            return Err(Error::NonFiniteUpdate);
+        }
+        self.set_params(&theta)
+    }
+
+    /// Writes the product of the Hessian ∇²_θ log π_θ(a | x) with the
+    /// direction `v` into `out` (both length p). With
+    /// [`Policy::logits_linear`] the Hessian is the same for every a and the
+    /// product exact; otherwise it is a central difference of exact scores.
+    ///
+    /// # Errors
+    /// As [`Policy::score_into`], and [`Error::Length`] for `v`, `out`.
+    fn hessian_vector_into(&self, x: &[F], action: usize, v: &[F], out: &mut [F]) -> Result<()> {
+        let k = self.num_actions();
+        check_action(action, k)?;
+        check_context(x, self.context_dim())?;
+        let mut w = vec![F::zero(); k];
+        w[action] = F::one();
+        out.iter_mut().for_each(|o| *o = F::zero());
+        check_len("v", v.len(), self.num_params())?;
+        check_len("out", out.len(), self.num_params())?;
+        self.add_loglik_neg_hvp(x, &w, F::one(), v, out)?;
+        out.iter_mut().for_each(|o| *o = -*o);
+        Ok(())
+    }
+
+    /// Adds −∇²_θ Σ_a w_a log π_θ(a | x) · v to `out`, where `w` (length K,
+    /// or longer with zeros past K) are per-action weights with total `c`:
+    /// the negated Hessian-vector product of one row of the log-likelihood.
+    /// Exact with [`Policy::logits_linear`] (c Jᵀ S J v), else a central
+    /// difference of exact gradients.
+    ///
+    /// # Errors
+    /// [`Error::Length`], [`Error::NonFiniteLogits`].
+    fn add_loglik_neg_hvp(&self, x: &[F], w: &[F], c: F, v: &[F], out: &mut [F]) -> Result<()> {
+        let (k, p) = (self.num_actions(), self.num_params());
+        check_len("v", v.len(), p)?;
+        check_len("out", out.len(), p)?;
+        if w.len() < k {
+            return Err(Error::Length {
+                name: "w",
+                expected: k,
+                got: w.len(),
+            });
+        }
+        if self.logits_linear() {
+            let mut probs = vec![F::zero(); k];
+            self.probabilities_into(x, &mut probs)?;
+            // J v: the logits of the same policy at θ = v.
+            let mut at_v = self.clone();
+            at_v.set_params(v)?;
+            let mut u = vec![F::zero(); k];
+            at_v.logits_into(x, &mut u)?;
+            let pu: F = probs.iter().zip(&u).map(|(a, b)| *a * *b).sum();
+            for (ua, &pa) in u.iter_mut().zip(&probs) {
+                *ua = c * pa * (*ua - pu);
+            }
+            return self.add_logits_vjp(x, &u, out);
+        }
+        // Central difference of g(θ) = Jᵀ(w − c π) along v.
+        let vmax = max_abs(v);
+        if vmax == F::zero() {
+            return Ok(());
+        }
+        let theta = self.params();
+        let h = F::epsilon().cbrt() * (F::one() + max_abs(&theta)) / vmax;
+        let grad_at = |sign: F| -> Result<Vec<F>> {
+            let mut q = self.clone();
+            let shifted: Vec<F> = theta
+                .iter()
+                .zip(v)
+                .map(|(t, vi)| *t + sign * h * *vi)
+                .collect();
+            q.set_params(&shifted)?;
+            let mut r = vec![F::zero(); k];
+            q.probabilities_into(x, &mut r)?;
+            for (ra, &wa) in r.iter_mut().zip(w) {
+                *ra = wa - c * *ra;
+            }
+            let mut g = vec![F::zero(); p];
+            q.add_logits_vjp(x, &r, &mut g)?;
+            Ok(g)
+        };
+        let (gp, gm) = (grad_at(F::one())?, grad_at(-F::one())?);
+        let inv = F::one() / (F::c(2.0) * h);
+        for ((o, a), b) in out.iter_mut().zip(&gp).zip(&gm) {
+            *o -= (*a - *b) * inv;
+        }
+        Ok(())
+    }
+
+    /// Adds c · Jᵀ S(π) J (the negated Hessian of Σ_a w_a log π_a(x) when
+    /// the logits are linear in θ) to the lower triangle of the dense p×p
+    /// row-major matrix `h`, with π at the policy's θ. Other policies get
+    /// the symmetrized Hessian from p Hessian-vector products.
+    ///
+    /// # Errors
+    /// [`Error::Length`], [`Error::NonFiniteLogits`].
+    fn add_loglik_neg_hessian(&self, x: &[F], w: &[F], c: F, h: &mut [F]) -> Result<()> {
+        let p = self.num_params();
+        check_len("h", h.len(), p * p)?;
+        let mut e = vec![F::zero(); p];
+        let mut col = vec![F::zero(); p];
+        for j in 0..p {
+            e[j] = F::one();
+            col.iter_mut().for_each(|v| *v = F::zero());
+            self.add_loglik_neg_hvp(x, w, c, &e, &mut col)?;
+            e[j] = F::zero();
+            // Column j of the product; the lower triangle is (i ≥ j).
+            for i in j..p {
+                h[i * p + j] += col[i];
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of the weighted log-likelihood over `rows` at the policy's
+    /// θ: returns Σ_i (W_i · z_i − c_i log Z_i) and adds
+    /// Σ_i Jᵢᵀ (W_i − c_i π_i) to `grad` (length p). When `probs` is given
+    /// (rows × stride), π_i is stored there. `scratch` is the policy's own
+    /// to use between calls.
+    ///
+    /// # Errors
+    /// [`Error::Length`], [`Error::NonFiniteLogits`] if a logit overflows.
+    fn loglik_pass(
+        &self,
+        rows: Rows<'_, F>,
+        grad: &mut [F],
+        mut probs: Option<&mut [F]>,
+        scratch: &mut Vec<F>,
+    ) -> Result<F> {
+        let k = self.num_actions();
+        check_len("grad", grad.len(), self.num_params())?;
+        scratch.resize(2 * k, F::zero());
+        let (z, r) = scratch.split_at_mut(k);
+        let mut value = F::zero();
+        for i in 0..rows.len() {
+            let Some((x, w, c)) = rows.get(i) else { break };
+            self.logits_into(x, z)?;
+            let wz: F = w.iter().zip(z.iter()).map(|(a, b)| *a * *b).sum();
+            let norm = softmax_in_place(z).ok_or(Error::NonFiniteLogits)?;
+            value += wz - c * norm.log_partition();
+            for ((ra, &wa), &pa) in r.iter_mut().zip(w).zip(z.iter()) {
+                *ra = wa - c * pa;
+            }
+            self.add_logits_vjp(x, r, grad)?;
+            if let Some(dst) = probs
+                .as_deref_mut()
+                .and_then(|p| p.get_mut(i * rows.stride..i * rows.stride + k))
+            {
+                dst.copy_from_slice(z);
+            }
+        }
+        Ok(value)
+    }
+
+    /// Adds the negated Hessian of the log-likelihood's data term over
+    /// `rows`, times `v`, to `out` (both length p), at the policy's θ.
+    /// `probs`, when given, holds π per row at this θ (as stored by
+    /// [`Policy::loglik_pass`]).
+    ///
+    /// # Errors
+    /// [`Error::Length`], [`Error::NonFiniteLogits`].
+    fn loglik_neg_hvp_pass(
+        &self,
+        rows: Rows<'_, F>,
+        probs: Option<&[F]>,
+        v: &[F],
+        out: &mut [F],
+        scratch: &mut Vec<F>,
+    ) -> Result<()> {
+        let _ = (probs, scratch);
+        for i in 0..rows.len() {
+            let Some((x, w, c)) = rows.get(i) else { break };
+            if c != F::zero() {
+                self.add_loglik_neg_hvp(x, w, c, v, out)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the policy's internal invariants (lengths, finiteness), as
     /// after reading it from a checkpoint.
     ///
@@ -118,17 +526,16 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     fn validate(&self) -> Result<()> {
         Ok(())
     }
-
-    /// log π_θ(a | x), computed from the logits (exact for tiny probabilities).
-    ///
-    /// # Errors
-    /// As [`Policy::score_into`].
-    fn log_prob(&self, x: &[F], action: usize) -> Result<F>;
 }
 
-/// Checks a context's length and finiteness.
+/// Checks a context's length and finiteness, as every entry point of the
+/// crate does: [`Error::ContextLength`] or [`Error::NonFiniteContext`]
+/// (with the first bad entry's index and value).
+///
+/// # Errors
+/// As described.
 #[inline]
-pub(crate) fn check_context<F: Real>(x: &[F], d: usize) -> Result<()> {
+pub fn check_context<F: Real>(x: &[F], d: usize) -> Result<()> {
     if x.len() != d {
         return Err(Error::ContextLength {
             expected: d,
@@ -137,7 +544,7 @@ pub(crate) fn check_context<F: Real>(x: &[F], d: usize) -> Result<()> {
     }
     // One pass (inlined: a call would cost more than the check); the index
     // is looked up only on failure.
-    if !kernels::all_finite(x) {
+    if !crate::kernels::all_finite(x) {
         let index = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
         return Err(Error::NonFiniteContext {
             index,
@@ -147,8 +554,13 @@ pub(crate) fn check_context<F: Real>(x: &[F], d: usize) -> Result<()> {
     Ok(())
 }
 
+/// `Ok` if an argument named `name` has the length `expected`, else
+/// [`Error::Length`] naming it.
+///
+/// # Errors
+/// As described.
 #[inline]
-pub(crate) fn check_len(name: &'static str, got: usize, expected: usize) -> Result<()> {
+pub fn check_len(name: &'static str, got: usize, expected: usize) -> Result<()> {
     if got == expected {
         Ok(())
     } else {
@@ -160,8 +572,12 @@ pub(crate) fn check_len(name: &'static str, got: usize, expected: usize) -> Resu
     }
 }
 
+/// `Ok` if `action < k`, else [`Error::ActionOutOfRange`].
+///
+/// # Errors
+/// As described.
 #[inline]
-pub(crate) fn check_action(action: usize, k: usize) -> Result<()> {
+pub fn check_action(action: usize, k: usize) -> Result<()> {
     if action < k {
         Ok(())
     } else {

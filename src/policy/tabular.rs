@@ -1,8 +1,6 @@
 //! The tabular softmax policy: K logits, one state.
 
-use ndarray::{Array2, ArrayView2};
-
-use super::{LinearSoftmax, Normalizer, Policy, check_context};
+use super::{LinearSoftmax, Normalizer, Policy, Rows, check_context};
 use crate::error::Result;
 use crate::real::Real;
 
@@ -12,13 +10,13 @@ use crate::real::Real;
 /// takes contexts of length 1, as the plain bandits in [`crate::env`] emit
 /// (`x = [1]`); the context is checked to be finite and then ignored: the
 /// policy is a [`LinearSoftmax`] with d = 1 evaluated at `x = [1]`, so the two
-/// agree exactly there. `params()` is the K×1 matrix of logits.
+/// agree exactly there. Its flat parameters are the K logits (p = K).
 ///
 /// # Examples
 /// ```
 /// use refit::policy::{Policy, Tabular};
 /// let mut pi = Tabular::<f64>::new(2)?;
-/// pi.set_params(ndarray::array![[0.0], [2.0f64.ln()]].view())?;
+/// pi.set_params(&[0.0, 2.0f64.ln()])?;
 /// let p = pi.probabilities(&[1.0])?;
 /// assert!((p[1] - 2.0 / 3.0).abs() < 1e-15);
 /// # Ok::<(), refit::Error>(())
@@ -76,12 +74,32 @@ impl<F: Real> Policy<F> for Tabular<F> {
         self.inner.probs_len()
     }
 
-    fn params(&self) -> Array2<F> {
-        self.inner.params()
+    fn num_params(&self) -> usize {
+        self.inner.num_params()
     }
 
-    fn set_params(&mut self, theta: ArrayView2<'_, F>) -> Result<()> {
+    fn params_into(&self, out: &mut [F]) -> Result<()> {
+        self.inner.params_into(out)
+    }
+
+    fn set_params(&mut self, theta: &[F]) -> Result<()> {
         self.inner.set_params(theta)
+    }
+
+    fn logits_into(&self, _x: &[F], out: &mut [F]) -> Result<()> {
+        self.inner.logits_into(&[F::one()], out)
+    }
+
+    fn add_logits_vjp(&self, _x: &[F], c: &[F], grad: &mut [F]) -> Result<()> {
+        self.inner.add_logits_vjp(&[F::one()], c, grad)
+    }
+
+    fn logits_linear(&self) -> bool {
+        true
+    }
+
+    fn context_free(&self) -> bool {
+        true
     }
 
     #[inline]
@@ -93,8 +111,43 @@ impl<F: Real> Policy<F> for Tabular<F> {
         self.inner.score_into(&Self::state(x)?, action, out)
     }
 
-    fn hessian_vector_into(&self, x: &[F], v: &[F], out: &mut [F]) -> Result<()> {
-        self.inner.hessian_vector_into(&Self::state(x)?, v, out)
+    fn hessian_vector_into(&self, x: &[F], action: usize, v: &[F], out: &mut [F]) -> Result<()> {
+        self.inner
+            .hessian_vector_into(&Self::state(x)?, action, v, out)
+    }
+
+    fn add_loglik_neg_hvp(&self, _x: &[F], w: &[F], c: F, v: &[F], out: &mut [F]) -> Result<()> {
+        self.inner.add_loglik_neg_hvp(&[F::one()], w, c, v, out)
+    }
+
+    fn add_loglik_neg_hessian(&self, _x: &[F], w: &[F], c: F, h: &mut [F]) -> Result<()> {
+        self.inner.add_loglik_neg_hessian(&[F::one()], w, c, h)
+    }
+
+    /// The linear pass at x = [1] for every row: the rows' stored contexts
+    /// must be `[1]`, as [`crate::objective::Dataset`] stores them for a
+    /// context-free policy; other rows are an [`crate::Error::InvalidParameter`].
+    fn loglik_pass(
+        &self,
+        rows: Rows<'_, F>,
+        grad: &mut [F],
+        probs: Option<&mut [F]>,
+        scratch: &mut Vec<F>,
+    ) -> Result<F> {
+        check_unit_rows(rows)?;
+        self.inner.loglik_pass(rows, grad, probs, scratch)
+    }
+
+    fn loglik_neg_hvp_pass(
+        &self,
+        rows: Rows<'_, F>,
+        probs: Option<&[F]>,
+        v: &[F],
+        out: &mut [F],
+        scratch: &mut Vec<F>,
+    ) -> Result<()> {
+        check_unit_rows(rows)?;
+        self.inner.loglik_neg_hvp_pass(rows, probs, v, out, scratch)
     }
 
     #[inline]
@@ -110,5 +163,23 @@ impl<F: Real> Policy<F> for Tabular<F> {
 
     fn log_prob(&self, x: &[F], action: usize) -> Result<F> {
         self.inner.log_prob(&Self::state(x)?, action)
+    }
+}
+
+/// Rows of a context-free policy hold the context `[1]`.
+fn check_unit_rows<F: Real>(rows: Rows<'_, F>) -> Result<()> {
+    if rows.xs.iter().all(|x| *x == F::one()) {
+        Ok(())
+    } else {
+        Err(crate::Error::InvalidParameter {
+            name: "rows",
+            value: rows
+                .xs
+                .iter()
+                .copied()
+                .find(|x| *x != F::one())
+                .map_or(0.0, |x| x.f64()),
+            expected: "contexts stored as [1] for a tabular policy",
+        })
     }
 }

@@ -1,5 +1,5 @@
 //! Solvers for the refit objective, and [`fit`], the public entry point
-//! that solves it on any logged dataset (DESIGN §4).
+//! that solves it on any logged dataset (docs/ARCHITECTURE.md, "Solvers").
 //!
 //! A solver asks an [`Objective`] only for what it uses and returns a
 //! [`Report`] with its [`StopReason`]. Running out of iterations is
@@ -15,19 +15,17 @@
 //!   between consecutive refits.
 
 mod cg;
-pub(crate) mod cholesky;
-mod closed_form;
 mod newton;
 pub(crate) mod warm;
 
 pub use cg::newton_cg;
-pub use closed_form::closed_form;
 pub use newton::newton;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
-use crate::objective::{Dataset, LogLikelihood, Objective};
+use crate::objective::{Dataset, LogLikelihood, Objective, Weighting};
+use crate::policy::{LinearSoftmax, Policy};
 use crate::real::Real;
 
 /// Why a solver stopped.
@@ -134,22 +132,110 @@ impl<F: Real> Options<F> {
     }
 }
 
-/// The result of [`fit`].
+/// The maximizer of Σ_s w_s log π(a_s) over all distributions π when every
+/// context of `data` is the same (the λ = 0 refit optimum):
+/// π*(a) = R_a / Σ_b R_b with R_a = Σ_{s: a_s = a} w_s; actions with
+/// R_a = 0 get probability 0, and with no weight at all the uniform π is
+/// returned. The report has `stop = ClosedForm`, gradient norm 0 (the
+/// optimality condition holds exactly) and value Σ_a R_a ln π*(a).
+///
+/// # Errors
+/// [`Error::ZeroLambda`] if the contexts differ: λ = 0 has no closed form,
+/// and no maximizer in general, outside the tabular case.
+pub fn closed_form<F: Real>(data: &Dataset<F>) -> Result<(Vec<F>, Report<F>)> {
+    let c = crate::objective::loglik::closed_form(data)?;
+    Ok((c.probs, closed_form_report(c.value)))
+}
+
+/// The report of a closed-form optimum with value `value`.
+pub(crate) fn closed_form_report<F: Real>(value: F) -> Report<F> {
+    Report {
+        iterations: 0,
+        passes: 1,
+        grad_norm: F::zero(),
+        threshold: F::zero(),
+        value,
+        stop: StopReason::ClosedForm,
+    }
+}
+
+/// The result of [`fit`] and [`fit_arrays`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fit<F> {
-    /// The maximizer θ* (K×d, row a: action a). In the closed form
-    /// (λ = 0) it is θ*_a = ln π*(a), which is −∞ for actions with R_a = 0.
-    pub theta: Array2<F>,
+    /// The maximizer θ*, flat in the policy's layout (for the linear
+    /// softmax, K×d row-major: entry a·d + j). In the closed form (λ = 0)
+    /// it is θ*_a = ln π*(a) for every entry of action a, which is −∞ for
+    /// actions with R_a = 0.
+    pub theta: Vec<F>,
     /// How the solve went.
     pub report: Report<F>,
 }
 
 /// Solves the refit objective J(θ) = Σ_s w_s log π_θ(a_s | x_s) − (λ/2)‖θ‖²
-/// on a logged dataset, without a learner: offline analysis of logs, and a
-/// way to check the solvers against other solvers.
+/// of any policy family on a logged dataset, without a learner: offline
+/// analysis of logs, and a way to check the solvers against other solvers.
 ///
-/// `contexts` holds one context per row; `actions` and `weights` one entry
-/// per row (weights w ≥ 0, already transformed from rewards; see
+/// `policy` gives the family and the starting point (its θ); `data` holds
+/// the points, checked once when it was built ([`Dataset::from_points`],
+/// [`Dataset::push`]). With λ = 0 the policy must be context-free (or the
+/// data tabular, for a linear softmax), and the closed form is returned.
+///
+/// # Examples
+/// ```
+/// use ndarray::array;
+/// use refit::objective::Dataset;
+/// use refit::policy::LinearSoftmax;
+/// use refit::solve::{fit, Options};
+/// let x = array![[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]];
+/// let data = Dataset::from_points(x.view(), &[0, 1, 1], &[1.0, 2.0, 0.5], 2, true)?;
+/// let f = fit(&LinearSoftmax::new(2, 2)?, &data, 0.1, &Options::default())?;
+/// assert!(f.report.converged());
+/// # Ok::<(), refit::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidLambda`] for λ < 0 or non-finite, [`Error::ZeroLambda`]
+/// for λ = 0 without a closed form; [`Error::ContextLength`] or
+/// [`Error::Length`] if the data's shape is not the policy's;
+/// [`Error::InvalidParameter`] for bad options; the solver's errors.
+pub fn fit<F: Real, P: Policy<F>>(
+    policy: &P,
+    data: &Dataset<F>,
+    lambda: F,
+    options: &Options<F>,
+) -> Result<Fit<F>> {
+    options.check()?;
+    if lambda == F::zero() && (policy.context_free() || is_linear_on_tabular(policy, data)) {
+        crate::policy::check_len("actions", data.num_actions(), policy.num_actions())?;
+        let (probs, report) = if policy.context_free() {
+            closed_form(&data.with_unit_contexts()?)?
+        } else {
+            closed_form(data)?
+        };
+        let per_action = policy.num_params() / policy.num_actions().max(1);
+        let theta = (0..policy.num_params())
+            .map(|i| probs[i / per_action.max(1)].ln())
+            .collect();
+        return Ok(Fit { theta, report });
+    }
+    let mut theta = policy.params();
+    let mut obj = LogLikelihood::new(policy.clone(), data.clone(), lambda, Weighting::Identity)?;
+    let report = solve(&mut obj, &mut theta, options)?;
+    Ok(Fit { theta, report })
+}
+
+/// Whether `policy` is a linear softmax (p = K·d, logits linear) and every
+/// context of `data` is the same, where λ = 0 has the closed form.
+fn is_linear_on_tabular<F: Real, P: Policy<F>>(policy: &P, data: &Dataset<F>) -> bool {
+    policy.logits_linear()
+        && policy.num_params() == policy.num_actions() * policy.context_dim()
+        && data.context_dim() == policy.context_dim()
+        && data.is_tabular()
+}
+
+/// [`fit`] for a linear softmax policy from arrays: `contexts` holds one
+/// context per row; `actions` and `weights` one entry per row (weights
+/// w ≥ 0, already transformed from rewards; see
 /// [`crate::objective::Weighting`]). `warm_start`, if given, is the K×d
 /// starting point. With λ = 0 the problem must be tabular (every context
 /// the same), and the closed form is returned.
@@ -157,9 +243,9 @@ pub struct Fit<F> {
 /// # Examples
 /// ```
 /// use ndarray::array;
-/// use refit::solve::{fit, Options};
+/// use refit::solve::{fit_arrays, Options};
 /// let x = array![[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]];
-/// let f = fit(x.view(), &[0, 1, 1], &[1.0, 2.0, 0.5], 2, 0.1, &Options::default(), None)?;
+/// let f = fit_arrays(x.view(), &[0, 1, 1], &[1.0, 2.0, 0.5], 2, 0.1, &Options::default(), None)?;
 /// assert!(f.report.converged());
 /// # Ok::<(), refit::Error>(())
 /// ```
@@ -167,10 +253,11 @@ pub struct Fit<F> {
 /// # Errors
 /// [`Error::Length`] if the lengths disagree; [`Error::NegativeWeight`],
 /// [`Error::NonFiniteContext`], [`Error::ActionOutOfRange`];
-/// [`Error::InvalidLambda`] for λ < 0, and for λ = 0 on a non-tabular
-/// dataset; [`Error::InvalidParameter`] for bad options or a warm start of
-/// the wrong shape or with non-finite entries.
-pub fn fit<F: Real>(
+/// [`Error::InvalidLambda`] for λ < 0, [`Error::ZeroLambda`] for λ = 0 on a
+/// non-tabular dataset; [`Error::InvalidParameter`] for bad options;
+/// [`Error::Length`] or [`Error::NonFiniteParameter`] for a bad warm start.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_arrays<F: Real>(
     contexts: ArrayView2<'_, F>,
     actions: &[usize],
     weights: &[F],
@@ -181,40 +268,26 @@ pub fn fit<F: Real>(
 ) -> Result<Fit<F>> {
     options.check()?;
     let data = Dataset::from_points(contexts, actions, weights, k, true)?;
-    let d = data.context_dim();
     if !(lambda.is_finite() && lambda >= F::zero()) {
         return Err(Error::InvalidLambda {
             value: lambda.f64(),
         });
     }
-    if lambda == F::zero() {
-        let (probs, report) = closed_form(&data)?;
-        let theta = Array2::from_shape_fn((k, d), |(a, _)| probs[a].ln());
-        return Ok(Fit { theta, report });
-    }
-    let mut theta = vec![F::zero(); k * d];
-    if let Some(w) = warm_start {
-        if w.dim() != (k, d) {
-            return Err(Error::Length {
-                name: "warm_start",
-                expected: k * d,
-                got: w.len(),
-            });
-        }
-        for (t, v) in theta.iter_mut().zip(w.iter()) {
-            if !v.is_finite() {
-                return Err(Error::NonFiniteParameter {
-                    index: 0,
-                    value: v.f64(),
+    let d = data.context_dim();
+    let policy = match warm_start {
+        Some(w) => {
+            if w.dim() != (k, d) {
+                return Err(Error::Length {
+                    name: "warm_start",
+                    expected: k * d,
+                    got: w.len(),
                 });
             }
-            *t = *v;
+            LinearSoftmax::from_params(w)?
         }
-    }
-    let mut obj = LogLikelihood::new(data, lambda)?;
-    let report = solve(&mut obj, &mut theta, options)?;
-    let theta = Array2::from_shape_fn((k, d), |(a, j)| theta[a * d + j]);
-    Ok(Fit { theta, report })
+        None => LinearSoftmax::new(k, d)?,
+    };
+    fit(&policy, &data, lambda, options)
 }
 
 /// Runs the solver `options.method` selects.

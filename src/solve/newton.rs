@@ -77,12 +77,12 @@ pub(crate) fn newton_with<F: Real, O: Objective<F>>(
         obj.neg_hessian(&mut ws.h)?;
         passes += 1;
         ws.chol.copy_from_slice(&ws.h);
-        ws.valid = crate::simd::factor(&mut ws.chol, n);
+        ws.valid = crate::kernels::factor(&mut ws.chol, n);
         if !ws.valid {
             return Err(Error::SingularHessian);
         }
         dir.copy_from_slice(grad);
-        crate::simd::solve(&ws.chol, n, &mut dir);
+        crate::kernels::solve(&ws.chol, n, &mut dir);
         let expected: F = dir.iter().zip(grad.iter()).map(|(d, g)| *d * *g).sum();
         let step = backtrack(
             obj,

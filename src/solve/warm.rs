@@ -20,7 +20,7 @@ use super::{
     DENSE_MAX_DIM, Method, Options, Report, accept_step, newton_cg, norm_inf, stop_reason,
 };
 use crate::error::Result;
-use crate::objective::LogLikelihood;
+use crate::objective::{HistoryObjective, Objective, Terms};
 use crate::real::Real;
 
 /// State carried from one refit to the next.
@@ -33,11 +33,10 @@ pub(crate) struct Warm<F> {
     h_valid: bool,
     /// Whether `ws.chol` is the factor of the current `ws.h`.
     chol_valid: bool,
-    /// ∇J (padded) and J at the current θ, when `have_grad`.
-    grad_t: Vec<F>,
+    /// ∇J and J at the current θ, when `have_grad`.
+    grad: Vec<F>,
     value: F,
     have_grad: bool,
-    c: Vec<F>,
     /// Secant pairs of the current refit, not yet folded into H.
     pairs: Pairs<F>,
     scratch: Scratch<F>,
@@ -49,95 +48,71 @@ pub(crate) struct Warm<F> {
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Scratch<F> {
-    /// Flat (K·d): the step s, then the final gradient of a full Newton.
+    /// The step s, then the final gradient of a full Newton.
     s: Vec<F>,
     y: Vec<F>,
     hs: Vec<F>,
-    theta: Vec<F>,
-    /// Padded.
-    trial_t: Vec<F>,
-    trial_grad_t: Vec<F>,
-    dir_t: Vec<F>,
-    y_t: Vec<F>,
+    trial: Vec<F>,
+    trial_grad: Vec<F>,
 }
 
 impl<F: Real> Warm<F> {
-    pub(crate) fn new(obj: &LogLikelihood<F>) -> Result<Self> {
-        let data = obj.data();
-        let (k, d) = (data.num_actions(), data.context_dim());
-        let kp = crate::policy::kernels::padded(k);
+    /// A solver for objectives with `n` parameters.
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        let filled = || crate::error::try_filled(n, F::zero(), "number of parameters");
         Ok(Self {
-            n: k * d,
-            // Dense (K·d)² matrices are allocated when first used: a
+            n,
+            // Dense n² matrices are allocated when first used: a
             // Hessian-free solve never needs them.
             ws: Workspace::default(),
             h_valid: false,
             chol_valid: false,
-            grad_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
+            grad: filled()?,
             value: F::zero(),
             have_grad: false,
-            c: crate::error::try_filled(kp, F::zero(), "k * d")?,
             pairs: Pairs::default(),
             scratch: Scratch {
-                s: crate::error::try_filled(k * d, F::zero(), "k * d")?,
-                y: crate::error::try_filled(k * d, F::zero(), "k * d")?,
-                hs: crate::error::try_filled(k * d, F::zero(), "k * d")?,
-                theta: crate::error::try_filled(k * d, F::zero(), "k * d")?,
-                trial_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
-                trial_grad_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
-                dir_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
-                y_t: crate::error::try_filled(kp * d, F::zero(), "k * d")?,
+                s: filled()?,
+                y: filled()?,
+                hs: filled()?,
+                trial: filled()?,
+                trial_grad: filled()?,
             },
             refreshes: 0,
         })
     }
 
-    /// Accounts for the point (x, a, w) just added to the objective's data,
-    /// given π(·|x) (`probs`, padded) and log π(a|x) at the current θ.
-    pub(crate) fn absorb(
-        &mut self,
-        obj: &LogLikelihood<F>,
-        x: &[F],
-        action: usize,
-        weight: F,
-        probs: &[F],
-        log_p: F,
-    ) {
-        if self.have_grad {
-            self.value += weight * log_p;
-            for (a, (c, &p)) in self.c.iter_mut().zip(probs).enumerate() {
-                let e = if a == action { F::one() } else { F::zero() };
-                *c = weight * (e - p);
-            }
-            crate::simd::add_outer_t(&mut self.grad_t, x, &self.c);
+    /// Where a new interaction's own terms at the current θ go: the kept
+    /// value and gradient, and the lagged Hessian, for those that are kept.
+    /// Call [`Warm::absorbed`] once they were added.
+    pub(crate) fn terms(&mut self) -> Terms<'_, F> {
+        Terms {
+            value: self.have_grad.then_some(&mut self.value),
+            grad: self.have_grad.then_some(&mut self.grad[..]),
+            neg_hessian: self.h_valid.then_some(&mut self.ws.h[..]),
         }
+    }
+
+    /// A new interaction's terms were added: the Hessian's factor is stale.
+    pub(crate) fn absorbed(&mut self) {
         if self.h_valid {
-            obj.add_point_hessian(x, probs, weight, &mut self.ws.h);
             self.chol_valid = false;
         }
     }
 
-    /// Checks the buffer lengths against the objective's shape.
-    pub(crate) fn validate(&self, obj: &LogLikelihood<F>) -> Result<()> {
+    /// Checks the buffer lengths against the objective's dimension.
+    pub(crate) fn validate(&self, n: usize) -> Result<()> {
         use crate::error::ensure;
-        let data = obj.data();
-        let (k, d) = (data.num_actions(), data.context_dim());
-        let kp = crate::policy::kernels::padded(k);
-        let n = k * d;
         let sc = &self.scratch;
         ensure(
             self.n == n
                 && (self.ws.h.is_empty() || self.ws.h.len() == n * n)
                 && (self.ws.chol.is_empty() || self.ws.chol.len() == n * n)
                 && (!self.h_valid || self.ws.h.len() == n * n)
-                && self.grad_t.len() == kp * d
-                && self.c.len() == kp
-                && [&sc.s, &sc.y, &sc.hs, &sc.theta]
+                && self.grad.len() == n
+                && [&sc.s, &sc.y, &sc.hs, &sc.trial, &sc.trial_grad]
                     .iter()
                     .all(|v| v.len() == n)
-                && [&sc.trial_t, &sc.trial_grad_t, &sc.dir_t, &sc.y_t]
-                    .iter()
-                    .all(|v| v.len() == kp * d)
                 && self
                     .pairs
                     .s
@@ -149,7 +124,7 @@ impl<F: Real> Warm<F> {
             "refit solver state lengths",
         )?;
         ensure(
-            self.value.is_finite() && self.grad_t.iter().all(|v| v.is_finite()),
+            self.value.is_finite() && self.grad.iter().all(|v| v.is_finite()),
             "refit solver state values",
         )
     }
@@ -162,38 +137,39 @@ impl<F: Real> Warm<F> {
         self.chol_valid = false;
     }
 
-    /// Solves from `theta_t` (padded layout, overwritten with the result).
-    pub(crate) fn solve(
+    /// Solves from `theta` (overwritten with the result).
+    pub(crate) fn solve<O: HistoryObjective<F>>(
         &mut self,
-        obj: &mut LogLikelihood<F>,
-        theta_t: &mut [F],
+        obj: &mut O,
+        theta: &mut [F],
         options: &Options<F>,
     ) -> Result<Report<F>> {
         options.check()?;
         let n = self.n;
+        crate::policy::check_len("theta", theta.len(), n)?;
+        crate::policy::check_len("objective dimension", obj.dim(), n)?;
         let dense = match options.method {
             Method::Newton => true,
             Method::NewtonCg => false,
             Method::Auto => n <= DENSE_MAX_DIM,
         };
         if !dense {
-            return self.hessian_free(obj, theta_t, options);
+            return self.hessian_free(obj, theta, options);
         }
         // With few rows, forming the exact Hessian costs less than the extra
         // passes a lagged one needs: it is formed afresh before every step.
-        let exact = obj.data().rows() <= n;
-        let threshold = options.tol * crate::objective::Objective::gradient_scale(obj);
+        let exact = obj.rows() <= n;
+        let threshold = options.tol * obj.gradient_scale();
         let mut passes = 0;
         if !self.have_grad {
-            self.value = obj.value_grad_t(theta_t, &mut self.grad_t, false)?;
+            self.value = obj.value_grad_only(theta, &mut self.grad)?;
             self.have_grad = true;
             passes += 1;
         }
         let sc = &mut self.scratch;
-        sc.trial_t.resize(theta_t.len(), F::zero());
         let mut iterations = 0;
         loop {
-            let gn = norm_inf(&self.grad_t);
+            let gn = norm_inf(&self.grad);
             if let Some(stop) = stop_reason(gn, threshold, iterations, options.max_iter) {
                 self.fold_pairs();
                 if exact {
@@ -210,8 +186,10 @@ impl<F: Real> Warm<F> {
                 });
             }
             if exact {
+                // At the objective's remembered θ, which is `theta`: the
+                // last evaluation was at `theta` (or at a step accepted into it).
                 self.ws.h.resize(n * n, F::zero());
-                obj.neg_hessian_at(theta_t, &mut self.ws.h)?;
+                obj.neg_hessian(&mut self.ws.h)?;
                 self.h_valid = true;
                 self.chol_valid = false;
             }
@@ -220,56 +198,45 @@ impl<F: Real> Warm<F> {
             }
             if !self.chol_valid {
                 self.ws.chol.clone_from(&self.ws.h);
-                self.chol_valid = crate::simd::factor(&mut self.ws.chol, n);
+                self.chol_valid = crate::kernels::factor(&mut self.ws.chol, n);
                 if !self.chol_valid {
                     break;
                 }
             }
-            obj.to_flat(&self.grad_t, &mut sc.s);
+            sc.s.copy_from_slice(&self.grad);
             self.pairs.apply_inverse(&self.ws.chol, n, &mut sc.s);
-            obj.to_padded(&sc.s, &mut sc.dir_t);
-            let expected: F = sc
-                .dir_t
-                .iter()
-                .zip(&self.grad_t)
-                .map(|(d, g)| *d * *g)
-                .sum();
-            for ((x, &t), &d) in sc.trial_t.iter_mut().zip(theta_t.iter()).zip(&sc.dir_t) {
+            let expected: F = sc.s.iter().zip(&self.grad).map(|(d, g)| *d * *g).sum();
+            for ((x, &t), &d) in sc.trial.iter_mut().zip(theta.iter()).zip(&sc.s) {
                 *x = t + d;
             }
             iterations += 1;
             passes += 1;
-            let vt = match obj.value_grad_t(&sc.trial_t, &mut sc.trial_grad_t, false) {
+            let vt = match obj.value_grad_only(&sc.trial, &mut sc.trial_grad) {
                 Ok(v) => v,
                 Err(crate::Error::NonFiniteLogits) => F::neg_infinity(),
                 Err(e) => return Err(e),
             };
-            let gt = norm_inf(&sc.trial_grad_t);
+            let gt = norm_inf(&sc.trial_grad);
             if !accept_step(self.value, vt, expected, gn, gt) {
                 break;
             }
             if exact {
-                theta_t.copy_from_slice(&sc.trial_t);
-                std::mem::swap(&mut self.grad_t, &mut sc.trial_grad_t);
+                theta.copy_from_slice(&sc.trial);
+                std::mem::swap(&mut self.grad, &mut sc.trial_grad);
                 self.value = vt;
                 continue;
             }
             // Secant correction of the lagged Hessian (BFGS): with s = δ and
             // y = ∇J(θ) − ∇J(θ + δ) (≈ −∇²J s), make H s = y.
-            for (yi, (&g0, &g1)) in sc
-                .y_t
-                .iter_mut()
-                .zip(self.grad_t.iter().zip(&sc.trial_grad_t))
-            {
+            for (yi, (&g0, &g1)) in sc.y.iter_mut().zip(self.grad.iter().zip(&sc.trial_grad)) {
                 *yi = g0 - g1;
             }
-            obj.to_flat(&sc.y_t, &mut sc.y);
             // Kept as a pair (applied by the two-loop recursion on top of
             // the factor), folded into H when the refit ends: one
             // factorization per refit.
             self.pairs.push(&sc.s, &sc.y);
-            theta_t.copy_from_slice(&sc.trial_t);
-            std::mem::swap(&mut self.grad_t, &mut sc.trial_grad_t);
+            theta.copy_from_slice(&sc.trial);
+            std::mem::swap(&mut self.grad, &mut sc.trial_grad);
             self.value = vt;
             if gt > F::c(0.5) * gn && gt > threshold {
                 // The lagged Hessian no longer contracts fast: form it afresh.
@@ -278,7 +245,7 @@ impl<F: Real> Warm<F> {
         }
         self.pairs.clear();
         self.refreshes += 1;
-        self.full_newton(obj, theta_t, options, iterations, passes)
+        self.full_newton(obj, theta, options, iterations, passes)
     }
 
     /// Applies the secant pairs of this refit to H (BFGS, in order) and
@@ -296,17 +263,14 @@ impl<F: Real> Warm<F> {
         self.chol_valid = false;
     }
 
-    /// Newton-CG from `theta_t`, for K·d too large for dense Hessians.
-    fn hessian_free(
+    /// Newton-CG from `theta`, for dimensions too large for dense Hessians.
+    fn hessian_free<O: Objective<F>>(
         &mut self,
-        obj: &mut LogLikelihood<F>,
-        theta_t: &mut [F],
+        obj: &mut O,
+        theta: &mut [F],
         options: &Options<F>,
     ) -> Result<Report<F>> {
-        let sc = &mut self.scratch;
-        obj.to_flat(theta_t, &mut sc.theta);
-        let report = newton_cg(obj, &mut sc.theta, options)?;
-        obj.to_padded(&sc.theta, theta_t);
+        let report = newton_cg(obj, theta, options)?;
         // Newton-CG leaves the objective's θ at its result: one more pass
         // would give the gradient there; the next refit takes it instead.
         self.have_grad = false;
@@ -316,25 +280,21 @@ impl<F: Real> Warm<F> {
         Ok(report)
     }
 
-    /// Newton with freshly formed Hessians from `theta_t`, keeping the last
+    /// Newton with freshly formed Hessians from `theta`, keeping the last
     /// Hessian for the lagged steps of later refits.
-    fn full_newton(
+    fn full_newton<O: Objective<F>>(
         &mut self,
-        obj: &mut LogLikelihood<F>,
-        theta_t: &mut [F],
+        obj: &mut O,
+        theta: &mut [F],
         options: &Options<F>,
         iterations: usize,
         passes: usize,
     ) -> Result<Report<F>> {
-        let sc = &mut self.scratch;
-        obj.to_flat(theta_t, &mut sc.theta);
         let rest = Options {
             max_iter: options.max_iter.saturating_sub(iterations).max(1),
             ..*options
         };
-        let report = newton_with(obj, &mut sc.theta, &rest, &mut self.ws, &mut sc.s)?;
-        obj.to_padded(&sc.theta, theta_t);
-        obj.to_padded(&sc.s, &mut self.grad_t);
+        let report = newton_with(obj, theta, &rest, &mut self.ws, &mut self.grad)?;
         self.value = report.value;
         self.have_grad = true;
         self.h_valid = self.ws.valid;
@@ -428,7 +388,7 @@ impl<F: Real> Pairs<F> {
                 *qj -= a * yj;
             }
         }
-        crate::simd::solve(chol, n, q);
+        crate::kernels::solve(chol, n, q);
         for i in 0..m {
             let b = self.rho[i]
                 * self.y[i]

@@ -3,7 +3,7 @@
 //! The Newton systems here are K·d wide, a few hundred at most: a plain
 //! factorization over contiguous rows is enough and adds no dependency.
 
-use crate::policy::dot;
+use super::portable::dot;
 use crate::real::Real;
 
 /// Factors the symmetric positive definite matrix whose lower triangle is

@@ -19,10 +19,10 @@
 //! is guarded by the matching `is_x86_feature_detected!`.
 #![allow(unsafe_code)]
 
-use crate::policy::Normalizer;
-use crate::policy::kernels;
+use super::cholesky;
+use super::portable as kernels;
+use super::portable::Normalizer;
 use crate::real::Real;
-use crate::solve::cholesky;
 
 macro_rules! dispatch {
     ($name:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
@@ -62,7 +62,6 @@ dispatch!(add_scaled_score_t, add_scaled_score_t_avx2,
     (theta_t: &mut [F], x: &[F], probs: &[F], action: usize, scale: F, coef: &mut [F]) -> ());
 dispatch!(cholesky, factor, factor_avx2, (a: &mut [F], n: usize) -> bool);
 dispatch!(cholesky, solve, solve_avx2, (l: &[F], n: usize, b: &mut [F]) -> ());
-dispatch!(add_outer_t, add_outer_t_avx2, (theta_t: &mut [F], x: &[F], c: &[F]) -> ());
 dispatch!(loglik_pass, loglik_pass_avx2,
     (theta_t: &[F], bias: &[F], xs: &[F], ws: &[F], cs: &[F], grad_t: &mut [F],
      probs: Option<&mut [F]>, z: &mut [F], r: &mut [F]) -> Option<F>);

@@ -1,279 +1,12 @@
-//! Experiments: play an environment against a learner for T steps over N
-//! seeds and summarize per step (DESIGN §7).
-//!
-//! # Random streams
-//! Seed `s` gives two independent [`ChaCha8Rng`] streams: the environment's
-//! ([`env_rng`], ChaCha stream 0: it builds the environment and draws every
-//! context and every reward noise) and the learner's ([`learner_rng`], stream
-//! 1: every action draw). Environments draw the same numbers whichever action
-//! is taken, so two learners run with the same seed face identical contexts
-//! and noise (common random numbers). A run is bit-for-bit reproducible, and
-//! the parallel run (feature `parallel`) equals the sequential one bit for bit:
-//! seeds are split into a fixed set of contiguous groups that depends only on
-//! the number of seeds, each group is reduced in seed order, and the groups
-//! are merged in order.
+//! The runner: many seeds, common random numbers, bit-identical in parallel.
 
-use std::io::Write;
-
-use ndarray::Array2;
-use rand::SeedableRng;
-/// The generator of the runner's streams, re-exported so that callers can
-/// name it in environment factories without depending on `rand_chacha`.
-pub use rand_chacha::ChaCha8Rng;
-
+use super::shadow::ShadowLearner;
+use super::stats::{Series, Welford, kl_divergence, standard_error, welford_merge, welford_push};
+use super::{ChaCha8Rng, Observe, Session, ShadowSummary, Step, Summary};
 use crate::env::Environment;
 use crate::error::{Error, Result};
-use crate::learner::{Learner, Refit, RefitConfig};
+use crate::learner::Learner;
 use crate::real::Real;
-use crate::session::Session;
-
-/// The environment's random stream for `seed` (ChaCha8, stream 0).
-pub fn env_rng(seed: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(0);
-    rng
-}
-
-/// The learner's random stream for `seed` (ChaCha8, stream 1).
-pub fn learner_rng(seed: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(1);
-    rng
-}
-
-/// What one step of one seed produced.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Step {
-    /// The action taken.
-    pub action: usize,
-    /// The probability it was sampled with.
-    pub propensity: f64,
-    /// The reward drawn.
-    pub reward: f64,
-    /// Expected regret: best expected reward minus the chosen action's.
-    pub regret: f64,
-    /// Whether the chosen action has the best expected reward.
-    pub optimal: bool,
-}
-
-/// Mean and standard error across seeds of one quantity, per step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    /// Mean across seeds at step t (index t − 1).
-    pub mean: Vec<f64>,
-    /// Standard error of that mean (0 with fewer than two seeds).
-    pub se: Vec<f64>,
-}
-
-/// Per-step means and standard errors across seeds.
-///
-/// Equality compares the statistics, not `cpu_seconds_per_step`.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    /// Number of seeds averaged.
-    pub seeds: usize,
-    /// Reward r_t.
-    pub reward: Series,
-    /// Expected regret of step t.
-    pub regret: Series,
-    /// Expected regret summed over steps 1..=t.
-    pub cumulative_regret: Series,
-    /// Fraction of seeds that took an optimal action at step t.
-    pub optimal: Series,
-    /// The shadow comparison, when one was asked for ([`Observe::shadow`]).
-    pub shadow: Option<ShadowSummary>,
-    /// Mean and standard error across seeds of [`Observe::finish`], when given.
-    pub finish: Option<(f64, f64)>,
-    /// Mean time of one step of one seed (environment, act, learn, and any
-    /// shadow work), in seconds of one core.
-    pub cpu_seconds_per_step: f64,
-}
-
-impl PartialEq for Summary {
-    fn eq(&self, other: &Self) -> bool {
-        self.seeds == other.seeds
-            && self.reward == other.reward
-            && self.regret == other.regret
-            && self.cumulative_regret == other.cumulative_regret
-            && self.optimal == other.optimal
-            && self.shadow == other.shadow
-            && self.finish == other.finish
-    }
-}
-
-/// A shadow comparison: at chosen steps, the refit objective is solved on
-/// the playing learner's own history, and that optimum π*_t is compared
-/// with the learner's policy π_t on fixed probe contexts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Shadow<F> {
-    /// The steps t (1-based: after the t-th interaction) to compare at.
-    pub at: Vec<usize>,
-    /// Probe contexts, one per row.
-    pub probes: Array2<F>,
-    /// The refit objective of the shadow (λ, weighting, tolerance).
-    pub config: RefitConfig<F>,
-    /// Whether the shadow is tabular (contexts of length 1, ignored).
-    pub tabular: bool,
-}
-
-impl<F: Real> Shadow<F> {
-    /// About `points` log-spaced steps in 1..=steps (distinct, increasing,
-    /// always including `steps`).
-    pub fn log_spaced(steps: usize, points: usize) -> Vec<usize> {
-        let mut at: Vec<usize> = (0..points)
-            .map(|i| {
-                let f = if points > 1 {
-                    i as f64 / (points - 1) as f64
-                } else {
-                    1.0
-                };
-                (steps as f64).powf(f).round() as usize
-            })
-            .filter(|&t| t >= 1 && t <= steps)
-            .collect();
-        at.push(steps);
-        at.sort_unstable();
-        at.dedup();
-        at
-    }
-
-    fn check(&self, steps: usize, d: usize) -> Result<()> {
-        if self.at.iter().any(|&t| t == 0 || t > steps) {
-            return Err(Error::InvalidParameter {
-                name: "shadow.at",
-                value: self.at.iter().copied().max().unwrap_or(0) as f64,
-                expected: "steps in 1..=steps of the run",
-            });
-        }
-        let want = if self.tabular { 1 } else { d };
-        if self.probes.ncols() != want || self.probes.nrows() == 0 {
-            return Err(Error::ContextLength {
-                expected: want,
-                got: self.probes.ncols(),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Per shadow step, mean and standard error across seeds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShadowSummary {
-    /// The steps compared at.
-    pub at: Vec<usize>,
-    /// KL(π*_t ‖ π_t), averaged over the probe contexts.
-    pub kl: Series,
-    /// Expected regret of the learner's policy π_t, averaged over the probes:
-    /// max_a μ(x, a) − Σ_a π_t(a|x) μ(x, a).
-    pub regret_online: Series,
-    /// The same for the shadow optimum π*_t.
-    pub regret_refit: Series,
-}
-
-impl ShadowSummary {
-    /// Writes CSV with the header
-    /// `step,kl_mean,kl_se,regret_online_mean,regret_online_se,regret_refit_mean,regret_refit_se`.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if writing fails.
-    pub fn write_csv<W: Write>(&self, mut w: W) -> Result<()> {
-        writeln!(
-            w,
-            "step,kl_mean,kl_se,regret_online_mean,regret_online_se,regret_refit_mean,regret_refit_se"
-        )?;
-        for (i, t) in self.at.iter().enumerate() {
-            writeln!(
-                w,
-                "{t},{},{},{},{},{},{}",
-                self.kl.mean[i],
-                self.kl.se[i],
-                self.regret_online.mean[i],
-                self.regret_online.se[i],
-                self.regret_refit.mean[i],
-                self.regret_refit.se[i]
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// What [`Runner::run_observed`] watches besides the per-step statistics.
-pub struct Observe<'a, F, L, E> {
-    /// A shadow comparison.
-    pub shadow: Option<&'a Shadow<F>>,
-    /// Called with each seed's learner and environment after its last step;
-    /// the values are averaged across seeds into [`Summary::finish`].
-    #[allow(clippy::type_complexity)]
-    pub finish: Option<&'a (dyn Fn(&mut L, &E) -> Result<f64> + Sync)>,
-}
-
-impl<F, L, E> Default for Observe<'_, F, L, E> {
-    fn default() -> Self {
-        Self {
-            shadow: None,
-            finish: None,
-        }
-    }
-}
-
-impl<F, L, E> std::fmt::Debug for Observe<'_, F, L, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Observe")
-            .field("shadow", &self.shadow.is_some())
-            .field("finish", &self.finish.is_some())
-            .finish()
-    }
-}
-
-/// KL(p ‖ q) = Σ_a p_a (ln p_a − ln q_a), with 0 ln 0 = 0 and q floored at
-/// the smallest normal float (so that a q that underflowed gives a large,
-/// finite value).
-pub fn kl_divergence<F: Real>(p: &[F], q: &[F]) -> f64 {
-    p.iter()
-        .zip(q)
-        .filter(|(pa, _)| **pa > F::zero())
-        .map(|(&pa, &qa)| {
-            let (pa, qa) = (pa.f64(), qa.f64().max(f64::MIN_POSITIVE));
-            pa * (pa.ln() - qa.ln())
-        })
-        .sum::<f64>()
-        .max(0.0)
-}
-
-impl Summary {
-    /// Number of steps.
-    pub fn steps(&self) -> usize {
-        self.reward.mean.len()
-    }
-
-    /// Writes the summary as CSV with the header
-    /// `step,reward_mean,reward_se,regret_mean,regret_se,cumulative_regret_mean,cumulative_regret_se,optimal_mean,optimal_se`,
-    /// one row per step (steps are 1-based; `optimal_*` are fractions).
-    ///
-    /// # Errors
-    /// [`Error::Io`] if writing fails.
-    pub fn write_csv<W: Write>(&self, mut w: W) -> Result<()> {
-        writeln!(
-            w,
-            "step,reward_mean,reward_se,regret_mean,regret_se,cumulative_regret_mean,cumulative_regret_se,optimal_mean,optimal_se"
-        )?;
-        let cols = [
-            &self.reward,
-            &self.regret,
-            &self.cumulative_regret,
-            &self.optimal,
-        ];
-        for t in 0..self.steps() {
-            write!(w, "{}", t + 1)?;
-            for c in cols {
-                write!(w, ",{},{}", c.mean[t], c.se[t])?;
-            }
-            writeln!(w)?;
-        }
-        Ok(())
-    }
-}
 
 /// Plays environments against learners over many seeds.
 ///
@@ -547,12 +280,7 @@ where
     let mut shadow = match observe.shadow {
         Some(sh) => {
             sh.check(steps, d).map_err(fail(0))?;
-            let learner = if sh.tabular {
-                Refit::tabular(k, sh.config)
-            } else {
-                Refit::linear(k, d, sh.config)
-            }
-            .map_err(fail(0))?;
+            let learner = ShadowLearner::new(sh, k, d).map_err(fail(0))?;
             Some((sh, learner, 0usize))
         }
         None => None,
@@ -606,23 +334,6 @@ where
         }
         None => Ok(None),
     }
-}
-
-/// Welford accumulators (mean, M2) of one quantity.
-type Welford = (f64, f64);
-
-fn welford_push(acc: &mut Welford, v: f64, n: f64) {
-    let delta = v - acc.0;
-    acc.0 += delta / n;
-    acc.1 += delta * (v - acc.0);
-}
-
-/// Chan et al.'s pairwise merge of two Welford accumulators.
-fn welford_merge(a: &mut Welford, b: &Welford, na: f64, nb: f64) {
-    let n = na + nb;
-    let delta = b.0 - a.0;
-    a.0 += delta * nb / n;
-    a.1 += b.1 + delta * delta * na * nb / n;
 }
 
 /// Per-step (and per shadow step) accumulators over the seeds of a group.
@@ -704,13 +415,7 @@ impl Accumulator {
 
     fn finish(self, shadow_at: Option<Vec<usize>>, has_finish: bool) -> Summary {
         let n = self.n;
-        let se = |m2: f64| {
-            if n >= 2 {
-                (m2.max(0.0) / ((n - 1) as f64) / n as f64).sqrt()
-            } else {
-                0.0
-            }
-        };
+        let se = |m2: f64| standard_error(m2, n);
         let series = |rows: &dyn Fn(usize) -> Option<Welford>| -> Series {
             let mut s = Series {
                 mean: Vec::new(),

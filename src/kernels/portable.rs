@@ -1,5 +1,5 @@
 //! Slice kernels of the softmax policies: logits, a max-shifted softmax,
-//! sampling, the score update and the Hessian-vector product (DESIGN §3).
+//! sampling, the score update and the Hessian-vector product (docs/ARCHITECTURE.md, "Kernels").
 //!
 //! # Layout
 //! θ ∈ R^{K×d} is stored feature-major and padded: `θᵀ` as d rows of `kp`

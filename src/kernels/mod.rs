@@ -1,0 +1,20 @@
+//! The numeric kernels and their CPU dispatch, in one place: policies,
+//! objectives and solvers call them; they call nothing of the crate but
+//! [`crate::real`] (docs/ARCHITECTURE.md, "Kernels").
+//!
+//! * `portable`: plain-Rust slice kernels (padded softmax layout, fused
+//!   multiply-adds in a fixed order);
+//! * `cholesky`: the dense factorization and solve of the Newton systems;
+//! * `dispatch`: one AVX2+FMA variant of each hot kernel, chosen at run
+//!   time, bit-identical to the portable one. The crate's only `unsafe`.
+
+pub(crate) mod cholesky;
+mod dispatch;
+mod portable;
+
+pub(crate) use dispatch::{
+    add_scaled_score_t, factor, logits_softmax_t, logits_t, loglik_pass, neg_hess_vec_pass,
+    softmax_in_place, softmax_padded, solve,
+};
+pub use portable::Normalizer;
+pub(crate) use portable::{LANES, all_finite, dot_plain, hessian_vector, padded, sample, score};

@@ -1,0 +1,82 @@
+//! How a logged interaction becomes a sample weight.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// How a logged interaction (reward r, propensity μ) becomes a sample
+/// weight w in the refit objective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Weighting<F> {
+    /// w = r. A negative reward is an error ([`Error::NegativeWeight`]).
+    Identity,
+    /// w = r − c, for a known lower bound c of the rewards; a reward below c
+    /// is an error ([`Error::NegativeWeight`]).
+    Shift(F),
+    /// w = exp(β r), positive for every reward.
+    Exp(F),
+}
+
+impl<F: Real> Weighting<F> {
+    /// Checks the transform's own parameter.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a non-finite shift or β.
+    pub fn check(&self) -> Result<()> {
+        let (name, v) = match *self {
+            Weighting::Identity => return Ok(()),
+            Weighting::Shift(c) => ("shift", c),
+            Weighting::Exp(b) => ("beta", b),
+        };
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::InvalidParameter {
+                name,
+                value: v.f64(),
+                expected: "finite",
+            })
+        }
+    }
+
+    /// w for the interaction at `index` of a history, with reward
+    /// `reward` and logged propensity `propensity` = μ(a | x) (which the
+    /// weightings so far ignore; an importance weight uses it).
+    ///
+    /// # Errors
+    /// [`Error::NonFiniteReward`], [`Error::InvalidPropensity`] for a
+    /// propensity outside (0, 1], [`Error::NegativeWeight`], and
+    /// [`Error::InvalidParameter`] if exp(βr) overflows.
+    pub fn weight(&self, reward: F, propensity: F, index: usize) -> Result<F> {
+        if !(propensity > F::zero() && propensity <= F::one()) {
+            return Err(Error::InvalidPropensity {
+                value: propensity.f64(),
+            });
+        }
+        if !reward.is_finite() {
+            return Err(Error::NonFiniteReward {
+                value: reward.f64(),
+            });
+        }
+        let w = match *self {
+            Weighting::Identity => reward,
+            Weighting::Shift(c) => reward - c,
+            Weighting::Exp(b) => (b * reward).exp(),
+        };
+        if !w.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "weight",
+                value: w.f64(),
+                expected: "a finite weight: exp(beta * reward) overflows",
+            });
+        }
+        if w < F::zero() {
+            return Err(Error::NegativeWeight {
+                index,
+                reward: reward.f64(),
+                weight: w.f64(),
+            });
+        }
+        Ok(w)
+    }
+}
