@@ -2,7 +2,7 @@
 //! both random streams, the step counter — and resume it later, bit for bit.
 //!
 //! The format is JSON with a header:
-//! `{"format":"refit-checkpoint","version":1,"checksum":"…","payload":…}`.
+//! `{"format":"refit-checkpoint","version":2,"checksum":"…","payload":…}`.
 //! The checksum (64-bit FNV-1a of the payload's text, in hex) catches
 //! corruption; floats are written so that they read back exactly. Reading
 //! checks the format, the version, the checksum, and then the invariants of
@@ -44,7 +44,7 @@ use crate::session::Session;
 pub const FORMAT: &str = "refit-checkpoint";
 
 /// The format version this build writes and reads.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 #[derive(serde::Deserialize)]
 struct Header<'a> {

@@ -113,12 +113,12 @@ fn unknown_versions_truncation_and_corruption_are_typed_errors() {
     let good = saved();
     assert!(load(&good).is_ok());
     let text = String::from_utf8(good.clone()).expect("JSON is UTF-8");
-    let v2 = text.replacen("\"version\":1", "\"version\":2", 1);
+    let v2 = text.replacen("\"version\":2", "\"version\":3", 1);
     assert_eq!(
         problem(load(v2.as_bytes())),
         CheckpointProblem::UnknownVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     );
     assert_eq!(
@@ -153,7 +153,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn seal(payload: &serde_json::Value) -> Vec<u8> {
     let text = serde_json::to_string(payload).expect("JSON");
     format!(
-        "{{\"format\":\"refit-checkpoint\",\"version\":1,\"checksum\":\"{:016x}\",\"payload\":{text}}}",
+        "{{\"format\":\"refit-checkpoint\",\"version\":2,\"checksum\":\"{:016x}\",\"payload\":{text}}}",
         fnv1a(text.as_bytes())
     )
     .into_bytes()
