@@ -110,17 +110,7 @@ impl<F: Real> Environment<F> for LinearAdf<F> {
     }
 
     fn next_context<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [F]) -> Result<()> {
-        if out.len() != self.x.len() {
-            return Err(Error::ContextLength {
-                expected: self.x.len(),
-                got: out.len(),
-            });
-        }
-        for (s, o) in self.x.iter_mut().zip(out.iter_mut()) {
-            *s = std_normal(rng);
-            *o = *s;
-        }
-        Ok(())
+        super::draw_normal_context(rng, &mut self.x, out)
     }
 
     fn expected_rewards(&self, out: &mut [F]) -> Result<()> {

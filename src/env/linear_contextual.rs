@@ -94,17 +94,7 @@ impl<F: Real> Environment<F> for LinearContextual<F> {
     }
 
     fn next_context<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut [F]) -> Result<()> {
-        if out.len() != self.d {
-            return Err(Error::ContextLength {
-                expected: self.d,
-                got: out.len(),
-            });
-        }
-        for (s, o) in self.x.iter_mut().zip(out.iter_mut()) {
-            *s = std_normal(rng);
-            *o = *s;
-        }
-        Ok(())
+        super::draw_normal_context(rng, &mut self.x, out)
     }
 
     fn expected_rewards(&self, out: &mut [F]) -> Result<()> {

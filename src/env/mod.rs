@@ -168,6 +168,26 @@ pub(crate) fn try_matrix<F: Real>(
     ndarray::Array2::from_shape_vec((rows, cols), v).map_err(|_| too_big())
 }
 
+/// Draws a context of standard normals into the environment's own copy
+/// `state` and into `out` (both of length `state.len()`).
+pub(crate) fn draw_normal_context<F: Real, R: Rng + ?Sized>(
+    rng: &mut R,
+    state: &mut [F],
+    out: &mut [F],
+) -> Result<()> {
+    if out.len() != state.len() {
+        return Err(Error::ContextLength {
+            expected: state.len(),
+            got: out.len(),
+        });
+    }
+    for (s, o) in state.iter_mut().zip(out.iter_mut()) {
+        *s = std_normal(rng);
+        *o = *s;
+    }
+    Ok(())
+}
+
 /// A standard normal draw in `F`.
 #[inline]
 pub(crate) fn std_normal<F: Real, R: Rng + ?Sized>(rng: &mut R) -> F {

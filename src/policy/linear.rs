@@ -346,13 +346,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         check_len("rows", rows.xs.len(), rows.len() * d)?;
         let Some(probs) = probs.filter(|p| p.len() == rows.len() * kp) else {
             // No stored probabilities: row by row.
-            for i in 0..rows.len() {
-                let Some((x, w, c)) = rows.get(i) else { break };
-                if c != F::zero() {
-                    self.add_loglik_neg_hvp(x, w, c, v, out)?;
-                }
-            }
-            return Ok(());
+            return super::neg_hvp_rows(self, rows, v, out);
         };
         scratch.resize(2 * kp * d + kp, F::zero());
         let (v_t, rest) = scratch.split_at_mut(kp * d);

@@ -509,13 +509,7 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         scratch: &mut Vec<F>,
     ) -> Result<()> {
         let _ = (probs, scratch);
-        for i in 0..rows.len() {
-            let Some((x, w, c)) = rows.get(i) else { break };
-            if c != F::zero() {
-                self.add_loglik_neg_hvp(x, w, c, v, out)?;
-            }
-        }
-        Ok(())
+        neg_hvp_rows(self, rows, v, out)
     }
 
     /// Checks the policy's internal invariants (lengths, finiteness), as
@@ -526,6 +520,23 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     fn validate(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// Adds the negated Hessian-vector product of every row with weight to
+/// `out`, one row at a time through [`Policy::add_loglik_neg_hvp`].
+pub(crate) fn neg_hvp_rows<F: Real, P: Policy<F>>(
+    policy: &P,
+    rows: Rows<'_, F>,
+    v: &[F],
+    out: &mut [F],
+) -> Result<()> {
+    for i in 0..rows.len() {
+        let Some((x, w, c)) = rows.get(i) else { break };
+        if c != F::zero() {
+            policy.add_loglik_neg_hvp(x, w, c, v, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks a context's length and finiteness, as every entry point of the
