@@ -455,8 +455,8 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Learner<F> for R
 
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
         check_interaction(action, self.policy.num_actions(), reward, propensity)?;
-        check_context(x, self.policy.context_dim())?;
-        // The objective checks everything before it changes anything.
+        // The objective checks the context (and everything else) before it
+        // changes anything; the history is written only after it succeeded.
         if self.closed.is_some() {
             self.obj.push(
                 &self.policy,

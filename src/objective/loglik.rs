@@ -137,8 +137,9 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
         })
     }
 
-    /// J and ∇J at the model's θ, storing π per row if `keep_probs`.
-    fn evaluate(&mut self, grad: &mut [F], keep_probs: bool) -> Result<F> {
+    /// The data term of J and its gradient (into `grad`) at the model's θ,
+    /// storing π per row if `keep_probs`.
+    fn data_term(&mut self, grad: &mut [F], keep_probs: bool) -> Result<F> {
         let rows = self.data.rows();
         let stride = self.data.stride();
         grad.iter_mut().for_each(|g| *g = F::zero());
@@ -182,19 +183,20 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
             }
             total
         };
-        let mut theta = std::mem::take(&mut self.point);
-        theta.resize(grad.len().max(2 * stride), F::zero());
-        let result = self.model.params_into(&mut theta[..grad.len()]);
-        let mut sq = F::zero();
-        if result.is_ok() {
-            for (g, &t) in grad.iter_mut().zip(&theta) {
-                *g -= self.lambda * t;
-                sq += t * t;
-            }
-        }
-        self.point = theta;
-        result?;
         self.probs_valid = keep_probs;
+        Ok(data_term)
+    }
+
+    /// J and ∇J at `theta`, storing π per row if `keep_probs`.
+    fn evaluate(&mut self, theta: &[F], grad: &mut [F], keep_probs: bool) -> Result<F> {
+        check_len("grad", grad.len(), self.model.num_params())?;
+        self.set_theta(theta)?;
+        let data_term = self.data_term(grad, keep_probs)?;
+        let mut sq = F::zero();
+        for (g, &t) in grad.iter_mut().zip(theta) {
+            *g -= self.lambda * t;
+            sq += t * t;
+        }
         Ok(data_term - self.lambda * F::c(0.5) * sq)
     }
 
@@ -227,15 +229,11 @@ impl<F: Real, P: Policy<F>> Objective<F> for LogLikelihood<F, P> {
     }
 
     fn value_grad(&mut self, theta: &[F], grad: &mut [F]) -> Result<F> {
-        check_len("grad", grad.len(), self.model.num_params())?;
-        self.set_theta(theta)?;
-        self.evaluate(grad, true)
+        self.evaluate(theta, grad, true)
     }
 
     fn value_grad_only(&mut self, theta: &[F], grad: &mut [F]) -> Result<F> {
-        check_len("grad", grad.len(), self.model.num_params())?;
-        self.set_theta(theta)?;
-        self.evaluate(grad, false)
+        self.evaluate(theta, grad, false)
     }
 
     fn neg_hess_vec(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
@@ -246,7 +244,7 @@ impl<F: Real, P: Policy<F>> Objective<F> for LogLikelihood<F, P> {
             // Points were pushed, or the last pass did not keep π: form π
             // per row at the remembered θ.
             let mut g = vec![F::zero(); n];
-            self.evaluate(&mut g, true)?;
+            self.data_term(&mut g, true)?;
         }
         for (o, &vi) in out.iter_mut().zip(v) {
             *o = self.lambda * vi;

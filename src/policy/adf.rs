@@ -1,6 +1,6 @@
 //! The conditional logit: one feature vector per action, one shared θ.
 
-use super::{Normalizer, Policy, check_action, check_context, check_len, max_abs};
+use super::{Policy, check_action, check_context, check_len, max_abs};
 use crate::error::{Error, Result};
 use crate::real::Real;
 
@@ -128,13 +128,6 @@ impl<F: Real> Policy<F> for ActionFeatures<F> {
 
     fn logits_linear(&self) -> bool {
         true
-    }
-
-    fn probabilities_into(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>> {
-        check_context(x, self.k * self.p)?;
-        check_len("out", out.len(), self.k)?;
-        self.feature_dots(x, &self.theta, out);
-        super::softmax_in_place(out).ok_or(Error::NonFiniteLogits)
     }
 
     fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()> {

@@ -353,13 +353,15 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         let k = self.num_actions();
         check_action(action, k)?;
         check_context(x, self.context_dim())?;
-        let mut w = vec![F::zero(); k];
-        w[action] = F::one();
-        out.iter_mut().for_each(|o| *o = F::zero());
         check_len("v", v.len(), self.num_params())?;
         check_len("out", out.len(), self.num_params())?;
-        self.add_loglik_neg_hvp(x, &w, F::one(), v, out)?;
-        out.iter_mut().for_each(|o| *o = -*o);
+        let mut w = vec![F::zero(); k];
+        w[action] = F::one();
+        let mut neg = vec![F::zero(); out.len()];
+        self.add_loglik_neg_hvp(x, &w, F::one(), v, &mut neg)?;
+        for (o, n) in out.iter_mut().zip(&neg) {
+            *o = -*n;
+        }
         Ok(())
     }
 

@@ -212,9 +212,9 @@ pub fn fit<F: Real, P: Policy<F>>(
         } else {
             closed_form(data)?
         };
-        let per_action = policy.num_params() / policy.num_actions().max(1);
+        let per_action = (policy.num_params() / policy.num_actions().max(1)).max(1);
         let theta = (0..policy.num_params())
-            .map(|i| probs[i / per_action.max(1)].ln())
+            .map(|i| probs[i / per_action].ln())
             .collect();
         return Ok(Fit { theta, report });
     }
