@@ -45,6 +45,29 @@ pub enum Error {
         /// The number of actions.
         num_actions: usize,
     },
+    /// A value of logged data is missing or out of range: where it is (a
+    /// row of the arrays, or a file and line), its column, the value as
+    /// written, and what it must be. Nothing was built.
+    #[error("logs {location}, column `{column}`: {value} {expected}")]
+    BadLog {
+        /// "row i" (0-based) for arrays, "`path` line l" (1-based, the
+        /// header is line 1) for a file.
+        location: String,
+        /// The column: x0, x1, …, a, r or p.
+        column: String,
+        /// The value as written.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A file could not be opened or read.
+    #[error("cannot read `{path}`: {message}")]
+    File {
+        /// The path as given.
+        path: String,
+        /// What the operating system or the parser said.
+        message: String,
+    },
     /// A propensity (the probability an action was sampled with) is not in (0, 1].
     #[error("propensity {value} is not in (0, 1]")]
     InvalidPropensity {

@@ -124,3 +124,114 @@ impl<F: Real> History<F> {
         &self.contexts
     }
 }
+
+impl<F: Real> History<F> {
+    /// Logs built from arrays: one context per row of `contexts` (n×d) and
+    /// one action, reward and propensity per row, for a policy with `k`
+    /// actions. Everything is checked before anything is built: finite
+    /// contexts and rewards, actions below k, propensities in (0, 1].
+    ///
+    /// # Examples
+    /// ```
+    /// use ndarray::array;
+    /// use refit::history::History;
+    /// let logs = History::from_arrays(array![[1.0, 0.5], [1.0, -0.5]].view(), &[0, 1], &[1.0, 0.0], &[0.5, 0.5], 2)?;
+    /// assert_eq!(logs.len(), 2);
+    /// let bad = History::from_arrays(array![[1.0, 0.5]].view(), &[0], &[1.0], &[1.5], 2);
+    /// assert!(bad.unwrap_err().to_string().contains("row 0, column `p`: 1.5"));
+    /// # Ok::<(), refit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::ZeroActions`], [`crate::Error::ZeroContextDim`];
+    /// [`crate::Error::Length`] if the lengths disagree;
+    /// [`crate::Error::BadLog`] naming the row and column of the first bad value.
+    pub fn from_arrays(
+        contexts: ndarray::ArrayView2<'_, F>,
+        actions: &[usize],
+        rewards: &[F],
+        propensities: &[F],
+        k: usize,
+    ) -> Result<Self> {
+        let (n, d) = contexts.dim();
+        check_shape(k, d)?;
+        crate::policy::check_len("actions", actions.len(), n)?;
+        crate::policy::check_len("rewards", rewards.len(), n)?;
+        crate::policy::check_len("propensities", propensities.len(), n)?;
+        let mut out = Self::new(d);
+        let mut x = Vec::with_capacity(d);
+        for (i, row) in contexts.rows().into_iter().enumerate() {
+            x.clear();
+            x.extend(row.iter().copied());
+            let where_ = || format!("row {i}");
+            check_row(&x, actions[i], rewards[i], propensities[i], k, where_)?;
+            out.push_unchecked(&x, actions[i], rewards[i], propensities[i]);
+        }
+        Ok(out)
+    }
+
+    /// Checks every logged interaction for a policy with `k` actions, as
+    /// [`History::from_arrays`] does.
+    ///
+    /// # Errors
+    /// As [`History::from_arrays`].
+    pub fn check(&self, k: usize) -> Result<()> {
+        check_shape(k, self.d)?;
+        self.validate()?;
+        for (i, it) in self.iter().enumerate() {
+            check_row(it.context, it.action, it.reward, it.propensity, k, || {
+                format!("row {i}")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// K ≥ 1 and d ≥ 1.
+pub(crate) fn check_shape(k: usize, d: usize) -> Result<()> {
+    if k == 0 {
+        return Err(crate::Error::ZeroActions);
+    }
+    if d == 0 {
+        return Err(crate::Error::ZeroContextDim);
+    }
+    Ok(())
+}
+
+/// The checks of one logged row; `location` names it in the error.
+pub(crate) fn check_row<F: Real>(
+    x: &[F],
+    action: usize,
+    reward: F,
+    propensity: F,
+    k: usize,
+    location: impl Fn() -> String,
+) -> Result<()> {
+    let bad = |column: String, value: String, expected: &'static str| crate::Error::BadLog {
+        location: location(),
+        column,
+        value,
+        expected,
+    };
+    if let Some((j, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(bad(format!("x{j}"), v.f64().to_string(), "is not finite"));
+    }
+    if action >= k {
+        return Err(bad(
+            "a".into(),
+            action.to_string(),
+            "is not an action (0-based, below the number of actions)",
+        ));
+    }
+    if !reward.is_finite() {
+        return Err(bad("r".into(), reward.f64().to_string(), "is not finite"));
+    }
+    if !(propensity > F::zero() && propensity <= F::one()) {
+        return Err(bad(
+            "p".into(),
+            propensity.f64().to_string(),
+            "is not a propensity in (0, 1]",
+        ));
+    }
+    Ok(())
+}

@@ -4,7 +4,7 @@ mod incremental;
 mod refit;
 
 pub use incremental::{Baseline, Incremental, StepSize};
-pub use refit::{Refit, RefitConfig};
+pub use refit::{Refit, RefitConfig, Schedule};
 
 use rand::Rng;
 

@@ -120,7 +120,11 @@ impl<F: Real> Default for RefitConfig<F> {
 /// the exact Hessian is formed instead; with more than 256 parameters (or
 /// [`crate::solve::Method::NewtonCg`]) the refit is Hessian-free. With
 /// λ = 0 on a tabular learner the optimum is the closed form
-/// π*(a) = R_a / Σ_b R_b.
+/// π*(a) = R_a / Σ_b R_b. An objective that is not concave
+/// ([`crate::objective::Objective::concave`]: the expected return
+/// [`crate::objective::ExpectedReturn`], signed weights) is refit by
+/// [`crate::solve::trust_region`] from the previous optimum, whose report
+/// says whether it met negative curvature or stopped at a saddle.
 ///
 /// A refit that fails (logits that overflow; no convergence with
 /// `strict`) returns an error from [`Learner::act`] and loses nothing: the
@@ -351,20 +355,28 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
             // Solved on a copy: θ changes only when the refit succeeds.
             let mut theta = std::mem::take(&mut self.theta_trial);
             theta.clone_from(&self.theta);
-            let result = self
-                .warm
-                .solve(&mut self.obj, &mut theta, &self.schedule.options)
-                .and_then(|report| {
-                    if report.stop != StopReason::Converged && self.schedule.strict {
-                        return Err(Error::NotConverged {
-                            iterations: report.iterations,
-                            grad_norm: report.grad_norm.f64(),
-                            threshold: report.threshold.f64(),
-                        });
-                    }
-                    self.policy.set_params(&theta)?;
-                    Ok(report)
-                });
+            let result = if self.obj.concave()
+                && self.schedule.options.method != crate::solve::Method::TrustRegion
+            {
+                self.warm
+                    .solve(&mut self.obj, &mut theta, &self.schedule.options)
+            } else {
+                // Not concave: trust region from the previous optimum; the
+                // lagged Hessian of the warm solver does not apply.
+                self.warm.reset();
+                crate::solve::trust_region(&mut self.obj, &mut theta, &self.schedule.options)
+            };
+            let result = result.and_then(|report| {
+                if report.stop != StopReason::Converged && self.schedule.strict {
+                    return Err(Error::NotConverged {
+                        iterations: report.iterations,
+                        grad_norm: report.grad_norm.f64(),
+                        threshold: report.threshold.f64(),
+                    });
+                }
+                self.policy.set_params(&theta)?;
+                Ok(report)
+            });
             match result {
                 Ok(report) => {
                     self.theta_trial = std::mem::replace(&mut self.theta, theta);

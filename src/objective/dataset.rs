@@ -37,6 +37,9 @@ pub struct Dataset<F> {
     key: Vec<u64>,
     /// The row the last push went to.
     last_row: Option<usize>,
+    /// Whether negative weights are allowed ([`Dataset::signed`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    signed: bool,
 }
 
 /// The context index as a list of (key, row), sorted by row (JSON maps
@@ -93,7 +96,28 @@ impl<F: Real> Dataset<F> {
             index: compress.then(HashMap::new),
             key: Vec::with_capacity(d),
             last_row: None,
+            signed: false,
         })
+    }
+
+    /// This dataset with negative weights allowed from now on (the signed
+    /// surrogate, [`crate::objective::Weighting::Signed`]). A row whose
+    /// total weight is negative makes the log-likelihood non-concave.
+    #[must_use]
+    pub fn signed(mut self) -> Self {
+        self.signed = true;
+        self
+    }
+
+    /// Whether negative weights are allowed.
+    pub fn allows_negative(&self) -> bool {
+        self.signed
+    }
+
+    /// Whether some row's total weight Σ_a W_ia is negative (then the
+    /// log-likelihood is not concave).
+    pub fn has_negative_row(&self) -> bool {
+        self.cs.iter().any(|c| *c < F::zero())
     }
 
     /// Builds a dataset from a matrix of contexts (one row per point),
@@ -152,7 +176,7 @@ impl<F: Real> Dataset<F> {
                 expected: "finite",
             });
         }
-        if weight < F::zero() {
+        if weight < F::zero() && !self.signed {
             return Err(Error::NegativeWeight {
                 index: self.points,
                 reward: weight.f64(),
@@ -199,7 +223,7 @@ impl<F: Real> Dataset<F> {
         self.last_row = Some(row);
         self.ws[row * self.kp + action] += weight;
         self.cs[row] += weight;
-        self.total_weight += weight;
+        self.total_weight += weight.abs();
         self.points += 1;
     }
 
@@ -296,6 +320,7 @@ impl<F: Real> Dataset<F> {
         }
         out.cs[row] = self.cs.iter().copied().sum();
         out.total_weight = self.total_weight;
+        out.signed = self.signed;
         Ok(out)
     }
 }
@@ -325,7 +350,7 @@ impl<F: Real> Dataset<F> {
                 .chain(&self.ws)
                 .chain(&self.cs)
                 .all(|v| v.is_finite())
-                && self.ws.iter().all(|w| *w >= F::zero()),
+                && (self.signed || self.ws.iter().all(|w| *w >= F::zero())),
             "dataset values",
         )?;
         ensure(

@@ -15,7 +15,12 @@ use crate::real::Real;
 /// with θ the policy's flat parameters. With w ≥ 0, λ > 0 and logits linear
 /// in θ it is strictly concave (for the linear softmax: multinomial
 /// logistic regression with sample weights and an L2 penalty). The
-/// convergence scale is 1 + Σ_s |w_s|.
+/// convergence scale is 1 + Σ_s |w_s|. The weights come from a
+/// [`Weighting`]: the reward ([`Weighting::Identity`]), the
+/// importance-weighted reward r/μ ([`Weighting::Importance`]), or the
+/// signed reward ([`Weighting::Signed`]), with which a row of negative
+/// total weight makes J non-concave ([`Objective::concave`] is then false
+/// and the solvers use the trust region).
 ///
 /// The passes are the policy's ([`Policy::loglik_pass`]; the linear
 /// softmax runs its own vectorized kernel), over blocks of 512 rows whose
@@ -69,6 +74,18 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
             return Err(Error::ZeroLambda);
         }
         weighting.check()?;
+        if lambda == F::zero() && (weighting.signed() || data.allows_negative()) {
+            return Err(Error::InvalidParameter {
+                name: "lambda",
+                value: 0.0,
+                expected: "> 0 with signed weights (a negative weight makes J unbounded at lambda = 0)",
+            });
+        }
+        let data = if weighting.signed() {
+            data.signed()
+        } else {
+            data
+        };
         check_len("actions", data.num_actions(), policy.num_actions())?;
         if data.context_dim() != policy.context_dim() {
             return Err(Error::ContextLength {
@@ -208,7 +225,8 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
         ensure(
             self.lambda.is_finite()
                 && self.lambda >= F::zero()
-                && (self.lambda > F::zero() || self.model.context_free())
+                && (self.lambda > F::zero()
+                    || (self.model.context_free() && !self.data.allows_negative()))
                 && self.weighting.check().is_ok(),
             "lambda",
         )?;
@@ -278,6 +296,11 @@ impl<F: Real, P: Policy<F>> Objective<F> for LogLikelihood<F, P> {
 
     fn gradient_scale(&self) -> F {
         F::one() + self.data.total_weight()
+    }
+
+    /// Concave unless a row's total weight is negative (signed weights).
+    fn concave(&self) -> bool {
+        !self.data.has_negative_row()
     }
 }
 

@@ -12,14 +12,19 @@
 //!   solver ask besides — to take a new interaction and add its terms at
 //!   the current optimum;
 //! * [`LogLikelihood`]: J(θ) = Σ_s w_s log π_θ(a_s | x_s) − (λ/2)‖θ‖², for
-//!   any [`crate::policy::Policy`].
+//!   any [`crate::policy::Policy`];
+//! * [`ExpectedReturn`]: J(θ) = V̂(θ) − (λ/2)‖θ‖², the importance-weighted
+//!   estimate of the policy's expected return on logged data (IPS,
+//!   self-normalized, or with POEM's variance penalty), not concave.
 
 mod dataset;
+mod expected_return;
 pub(crate) mod loglik;
 mod weighting;
 
 pub use dataset::Dataset;
 pub(crate) use dataset::{CHUNK_ROWS, blocks_map};
+pub use expected_return::{Estimator, ExpectedReturn};
 pub use loglik::LogLikelihood;
 pub use weighting::Weighting;
 
@@ -72,6 +77,14 @@ pub trait Objective<F: Real> {
 
     /// The scale s of the convergence test ‖∇J‖∞ ≤ tol · s.
     fn gradient_scale(&self) -> F;
+
+    /// Whether J is known to be concave at every θ (the default). A solver
+    /// for concave objectives (Newton with Cholesky, Newton-CG, the warm
+    /// lagged Newton) is used only then; otherwise
+    /// [`crate::solve::trust_region`].
+    fn concave(&self) -> bool {
+        true
+    }
 }
 
 /// Where [`HistoryObjective::push`] adds a new interaction's own terms at

@@ -15,6 +15,20 @@ pub enum Weighting<F> {
     Shift(F),
     /// w = exp(β r), positive for every reward.
     Exp(F),
+    /// w = r / μ, the importance-weighted reward: Σ_s (r_s/μ_s) log π(a_s|x_s)
+    /// weighs each logged action by how unlikely the logging policy was to
+    /// take it. In the tabular case (λ = 0) its maximizer is π ∝ Q̂ with
+    /// Q̂(a) the importance-sampling estimate of a's mean reward
+    /// (probability matching), where [`Weighting::Identity`] gives π ∝ R,
+    /// the reward summed over the times a was taken (self-reinforcing). A
+    /// negative reward is an error ([`Error::NegativeWeight`]).
+    Importance,
+    /// w = r of either sign: the literal REINFORCE surrogate Σ_s r_s log π
+    /// with signed rewards. A negative weight makes the objective
+    /// non-concave (and, with λ = 0, unbounded), so it needs λ > 0 and is
+    /// solved by [`crate::solve::trust_region`] once a row's total weight
+    /// is negative.
+    Signed,
 }
 
 impl<F: Real> Weighting<F> {
@@ -24,7 +38,7 @@ impl<F: Real> Weighting<F> {
     /// [`Error::InvalidParameter`] for a non-finite shift or β.
     pub fn check(&self) -> Result<()> {
         let (name, v) = match *self {
-            Weighting::Identity => return Ok(()),
+            Weighting::Identity | Weighting::Importance | Weighting::Signed => return Ok(()),
             Weighting::Shift(c) => ("shift", c),
             Weighting::Exp(b) => ("beta", b),
         };
@@ -37,6 +51,11 @@ impl<F: Real> Weighting<F> {
                 expected: "finite",
             })
         }
+    }
+
+    /// Whether the weights may be negative ([`Weighting::Signed`]).
+    pub fn signed(&self) -> bool {
+        matches!(self, Weighting::Signed)
     }
 
     /// w for the interaction at `index` of a history, with reward
@@ -62,15 +81,17 @@ impl<F: Real> Weighting<F> {
             Weighting::Identity => reward,
             Weighting::Shift(c) => reward - c,
             Weighting::Exp(b) => (b * reward).exp(),
+            Weighting::Importance => reward / propensity,
+            Weighting::Signed => reward,
         };
         if !w.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "weight",
                 value: w.f64(),
-                expected: "a finite weight: exp(beta * reward) overflows",
+                expected: "a finite weight (exp(beta * reward) or reward / propensity overflows)",
             });
         }
-        if w < F::zero() {
+        if w < F::zero() && !self.signed() {
             return Err(Error::NegativeWeight {
                 index,
                 reward: reward.f64(),

@@ -47,6 +47,9 @@ pub fn newton_cg<F: Real, O: Objective<F>>(
                 threshold,
                 value,
                 stop,
+                negative_curvature: false,
+                min_curvature: None,
+                saddle: false,
             });
         }
         iterations += 1;

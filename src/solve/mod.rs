@@ -9,17 +9,28 @@
 //!   backtracking (Armijo) line search, for small K·d;
 //! * [`newton_cg`]: Hessian-free Newton, conjugate gradients on
 //!   Hessian-vector products, for large K·d;
+//! * [`trust_region`]: trust-region Newton with Steihaug conjugate
+//!   gradients, for objectives that are not concave (the expected return,
+//!   signed weights): it handles indefinite Hessians, reports negative
+//!   curvature, checks the curvature at the end and escapes saddle points;
+//!   [`multi_start`] runs it from several seeded starts and counts the
+//!   distinct local maxima;
 //! * [`closed_form`]: the λ = 0 optimum when every context is the same,
 //!   π*(a) = R_a / Σ_b R_b;
 //! * a warm-started lagged Newton, used by [`crate::learner::Refit`]
 //!   between consecutive refits.
 
 mod cg;
+mod lanczos;
+mod multistart;
 mod newton;
+mod trust;
 pub(crate) mod warm;
 
 pub use cg::newton_cg;
+pub use multistart::{Maximum, MultiStart, MultiStartOptions, multi_start};
 pub use newton::newton;
+pub use trust::trust_region;
 
 use ndarray::ArrayView2;
 
@@ -42,6 +53,9 @@ pub enum StopReason {
     LineSearchFailed,
     /// The optimum was computed in closed form (λ = 0, tabular).
     ClosedForm,
+    /// The trust region of [`trust_region`] shrank below the rounding
+    /// level of θ without a step that increased J.
+    TrustRegionCollapsed,
 }
 
 /// What a solve did and where it ended.
@@ -60,6 +74,22 @@ pub struct Report<F> {
     pub value: F,
     /// Why the solver stopped.
     pub stop: StopReason,
+    /// Whether the solver met a direction along which J is not concave
+    /// (dᵀ(−∇²J)d ≤ 0 in a conjugate-gradient step). The concave solvers
+    /// report `false`; [`trust_region`] reports what it met.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub negative_curvature: bool,
+    /// The smallest eigenvalue of −∇²J at the returned θ, estimated by
+    /// Lanczos ([`Options::curvature_steps`] steps; [`trust_region`] at a
+    /// stationary point only): ≥ 0 at a local maximum. `None` when not
+    /// checked.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub min_curvature: Option<F>,
+    /// Whether the returned θ is stationary but not a local maximum: the
+    /// curvature check found a direction along which J increases, and no
+    /// step along it increased J.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub saddle: bool,
 }
 
 impl<F: Real> Report<F> {
@@ -80,6 +110,9 @@ pub enum Method {
     Newton,
     /// [`newton_cg`].
     NewtonCg,
+    /// [`trust_region`], for objectives that need not be concave (Auto
+    /// selects it for those).
+    TrustRegion,
 }
 
 /// Largest K·d for which [`Method::Auto`] forms the dense Hessian.
@@ -96,6 +129,10 @@ pub struct Options<F> {
     pub max_iter: usize,
     /// The solver (default [`Method::Auto`]).
     pub method: Method,
+    /// Lanczos steps of the curvature check that [`trust_region`] runs at a
+    /// stationary point (default 20, capped at the dimension; 0 turns the
+    /// check off). The concave solvers ignore it.
+    pub curvature_steps: usize,
 }
 
 impl<F: Real> Default for Options<F> {
@@ -104,6 +141,7 @@ impl<F: Real> Default for Options<F> {
             tol: F::DEFAULT_TOL,
             max_iter: 100,
             method: Method::Auto,
+            curvature_steps: 20,
         }
     }
 }
@@ -156,6 +194,9 @@ pub(crate) fn closed_form_report<F: Real>(value: F) -> Report<F> {
         threshold: F::zero(),
         value,
         stop: StopReason::ClosedForm,
+        negative_curvature: false,
+        min_curvature: None,
+        saddle: false,
     }
 }
 
@@ -205,7 +246,10 @@ pub fn fit<F: Real, P: Policy<F>>(
     options: &Options<F>,
 ) -> Result<Fit<F>> {
     options.check()?;
-    if lambda == F::zero() && (policy.context_free() || is_linear_on_tabular(policy, data)) {
+    if lambda == F::zero()
+        && !data.allows_negative()
+        && (policy.context_free() || is_linear_on_tabular(policy, data))
+    {
         crate::policy::check_len("actions", data.num_actions(), policy.num_actions())?;
         let (probs, report) = if policy.context_free() {
             closed_form(&data.with_unit_contexts()?)?
@@ -297,6 +341,8 @@ pub(crate) fn solve<F: Real, O: Objective<F>>(
     options: &Options<F>,
 ) -> Result<Report<F>> {
     let dense = match options.method {
+        Method::Auto if !obj.concave() => return trust_region(obj, theta, options),
+        Method::TrustRegion => return trust_region(obj, theta, options),
         Method::Auto => obj.dim() <= DENSE_MAX_DIM,
         Method::Newton => true,
         Method::NewtonCg => false,
@@ -368,6 +414,9 @@ pub(crate) fn line_search_failed<F: Real, O: Objective<F>>(
         threshold,
         value,
         stop: StopReason::LineSearchFailed,
+        negative_curvature: false,
+        min_curvature: None,
+        saddle: false,
     })
 }
 

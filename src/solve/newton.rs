@@ -71,6 +71,9 @@ pub(crate) fn newton_with<F: Real, O: Objective<F>>(
                 threshold,
                 value,
                 stop,
+                negative_curvature: false,
+                min_curvature: None,
+                saddle: false,
             });
         }
         iterations += 1;

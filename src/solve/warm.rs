@@ -150,7 +150,7 @@ impl<F: Real> Warm<F> {
         crate::policy::check_len("objective dimension", obj.dim(), n)?;
         let dense = match options.method {
             Method::Newton => true,
-            Method::NewtonCg => false,
+            Method::NewtonCg | Method::TrustRegion => false,
             Method::Auto => n <= DENSE_MAX_DIM,
         };
         if !dense {
@@ -183,6 +183,9 @@ impl<F: Real> Warm<F> {
                     threshold,
                     value: self.value,
                     stop,
+                    negative_curvature: false,
+                    min_curvature: None,
+                    saddle: false,
                 });
             }
             if exact {

@@ -1,0 +1,545 @@
+//! The expected return of a policy on logged data, estimated with
+//! importance weights: the objective whose maximizer is the policy optimal
+//! on the history.
+
+use super::{HistoryObjective, Objective, Terms};
+use crate::error::{Error, Result};
+use crate::history::{History, check_row};
+use crate::policy::{Policy, check_len};
+use crate::real::Real;
+
+/// How the expected return is estimated from logs, with the importance
+/// weights w_t = π_θ(a_t | x_t) / μ_t (clipped at M if asked).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Estimator<F> {
+    /// Inverse propensity scoring, V̂ = (1/n) Σ_t r_t w_t (unbiased without clipping).
+    Ips,
+    /// Self-normalized, V̂ = Σ_t r_t w_t / Σ_t w_t (as in BanditNet):
+    /// invariant to a shift of the rewards, biased but of lower variance.
+    SelfNormalized,
+    /// POEM's sample-variance penalty: V̂ = ū − κ √(Var(u)/n) with
+    /// u_t = r_t w_t and Var the sample variance (ddof 1), κ ≥ 0 the
+    /// parameter. With n < 2 or Var = 0 the penalty is 0 (and so is its
+    /// derivative).
+    VariancePenalty(F),
+}
+
+impl<F: Real> Estimator<F> {
+    fn check(&self) -> Result<()> {
+        if let Estimator::VariancePenalty(k) = *self {
+            if !(k.is_finite() && k >= F::zero()) {
+                return Err(Error::InvalidParameter {
+                    name: "kappa",
+                    value: k.f64(),
+                    expected: "finite and >= 0",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The expected return of the policy on the logged history,
+///
+/// J(θ) = V̂(θ) − (λ/2)‖θ‖²,
+///
+/// where V̂ estimates E[r | π_θ] from logged (x_t, a_t, r_t, μ_t) by
+/// importance weighting ([`Estimator`]): w_t = π_θ(a_t|x_t)/μ_t, or
+/// min(w_t, M) with clipping at M (a clipped weight has zero gradient).
+/// Its maximizer is π* = argmax E[Σ r | π] on the history, the policy
+/// optimal on it, where the log-likelihood objective ([`super::LogLikelihood`])
+/// is only the REINFORCE surrogate.
+///
+/// J is not concave ([`Objective::concave`] is false): it is solved by
+/// [`crate::solve::trust_region`], and [`crate::solve::multi_start`] counts
+/// its local maxima. λ > 0 is required (V̂ is bounded, so without a penalty
+/// its supremum lies at infinity). Gradients are exact; for a policy with
+/// [`Policy::logits_linear`] so are the Hessian-vector products (formulas
+/// in docs/ARCHITECTURE.md, "Objectives"); for other policies they are
+/// central differences of the exact gradient (three passes each). The
+/// convergence scale is 1 + (1/n) Σ |r_t|/μ_t.
+///
+/// # Examples
+/// ```
+/// use refit::history::History;
+/// use refit::objective::{Estimator, ExpectedReturn, Objective};
+/// use refit::policy::Tabular;
+/// use refit::solve::{Options, trust_region};
+/// let mut logs = History::new(1);
+/// // Uniform logging over 2 arms: arm 1 paid 1, arm 0 paid 0.
+/// logs.push(&[1.0], 0, 0.0, 0.5)?;
+/// logs.push(&[1.0], 1, 1.0, 0.5)?;
+/// let mut obj = ExpectedReturn::new(Tabular::<f64>::new(2)?, logs, 0.01, Estimator::Ips, None)?;
+/// let mut theta = vec![0.0; 2];
+/// let report = trust_region(&mut obj, &mut theta, &Options::default())?;
+/// assert!(report.converged() && theta[1] > theta[0]);
+/// # Ok::<(), refit::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(
+        bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned, P: serde::Serialize + serde::de::DeserializeOwned"
+    )
+)]
+pub struct ExpectedReturn<F, P> {
+    logs: History<F>,
+    lambda: F,
+    estimator: Estimator<F>,
+    clip: Option<F>,
+    /// The policy at the θ of the last evaluation.
+    model: P,
+    /// Σ_t |r_t| / μ_t.
+    abs_weighted: F,
+    /// What the last evaluation left for the Hessian products.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    state: State<F>,
+}
+
+/// Per-row and aggregate values at the model's θ.
+#[derive(Debug, Clone, Default)]
+struct State<F> {
+    valid: bool,
+    /// π per row (n × K).
+    probs: Vec<F>,
+    /// w_t, and whether it was clipped.
+    w: Vec<F>,
+    clipped: Vec<bool>,
+    /// V̂, Σ w, ū, the standard error s = √(Var(u)/n).
+    value: F,
+    sum_w: F,
+    mean_u: F,
+    sd: F,
+    /// ∇V̂ (data part); with the variance penalty also ∇ū and ∇s.
+    grad_v: Vec<F>,
+    grad_mean: Vec<F>,
+    grad_sd: Vec<F>,
+    /// Scratch: logits coefficients and logits of the direction.
+    c: Vec<F>,
+    u: Vec<F>,
+}
+
+impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
+    /// The objective over `logs` for the policy family of `policy` (whose
+    /// θ is where evaluation starts), with L2 penalty λ > 0, an estimator,
+    /// and optional clipping of the weights at M > 0.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLambda`] for λ < 0 or non-finite,
+    /// [`Error::InvalidParameter`] for λ = 0, a clip M ≤ 0 or non-finite, or
+    /// a bad κ; [`Error::ContextLength`] if the logs' context length is
+    /// not the policy's; [`Error::BadLog`] for a logged value out of range.
+    pub fn new(
+        policy: P,
+        logs: History<F>,
+        lambda: F,
+        estimator: Estimator<F>,
+        clip: Option<F>,
+    ) -> Result<Self> {
+        if !(lambda.is_finite() && lambda >= F::zero()) {
+            return Err(Error::InvalidLambda {
+                value: lambda.f64(),
+            });
+        }
+        if lambda == F::zero() {
+            return Err(Error::InvalidParameter {
+                name: "lambda",
+                value: 0.0,
+                expected: "> 0 for the expected return (it is bounded, so without a penalty its supremum lies at infinity)",
+            });
+        }
+        if let Some(m) = clip {
+            if !(m.is_finite() && m > F::zero()) {
+                return Err(Error::InvalidParameter {
+                    name: "clip",
+                    value: m.f64(),
+                    expected: "finite and > 0",
+                });
+            }
+        }
+        estimator.check()?;
+        if logs.context_dim() != policy.context_dim() {
+            return Err(Error::ContextLength {
+                expected: policy.context_dim(),
+                got: logs.context_dim(),
+            });
+        }
+        logs.check(policy.num_actions())?;
+        let abs_weighted = logs.iter().map(|it| it.reward.abs() / it.propensity).sum();
+        Ok(Self {
+            logs,
+            lambda,
+            estimator,
+            clip,
+            model: policy,
+            abs_weighted,
+            state: State::default(),
+        })
+    }
+
+    /// The logs.
+    pub fn logs(&self) -> &History<F> {
+        &self.logs
+    }
+
+    /// λ.
+    pub fn lambda(&self) -> F {
+        self.lambda
+    }
+
+    /// The estimator.
+    pub fn estimator(&self) -> Estimator<F> {
+        self.estimator
+    }
+
+    /// The clipping level M, if any.
+    pub fn clip(&self) -> Option<F> {
+        self.clip
+    }
+
+    fn set_theta(&mut self, theta: &[F]) -> Result<()> {
+        check_len("theta", theta.len(), self.model.num_params())?;
+        self.model.set_params(theta).map_err(|e| match e {
+            Error::NonFiniteParameter { .. } => Error::NonFiniteLogits,
+            e => e,
+        })
+    }
+
+    /// V̂ and its gradient (data part) at the model's θ, leaving the
+    /// per-row values in the state.
+    fn estimate(&mut self) -> Result<()> {
+        let k = self.model.num_actions();
+        let p = self.model.num_params();
+        let n = self.logs.len();
+        let st = &mut self.state;
+        st.valid = false;
+        let pl = self.model.probs_len().max(k);
+        st.probs.resize(n * k, F::zero());
+        st.w.resize(n, F::zero());
+        st.clipped.resize(n, false);
+        st.c.resize(pl, F::zero());
+        st.u.resize(pl, F::zero());
+        for v in [&mut st.grad_v, &mut st.grad_mean, &mut st.grad_sd] {
+            v.clear();
+            v.resize(p, F::zero());
+        }
+        // Weights and the aggregates.
+        let (mut sum_u, mut sum_w) = (F::zero(), F::zero());
+        for (i, it) in self.logs.iter().enumerate() {
+            self.model.probabilities_into(it.context, &mut st.c)?;
+            st.probs[i * k..(i + 1) * k].copy_from_slice(&st.c[..k]);
+            let raw = st.c[it.action] / it.propensity;
+            let (w, clipped) = match self.clip {
+                Some(m) if raw > m => (m, true),
+                _ => (raw, false),
+            };
+            st.w[i] = w;
+            st.clipped[i] = clipped;
+            sum_u += it.reward * w;
+            sum_w += w;
+        }
+        let nf = F::c(n as f64);
+        st.sum_w = sum_w;
+        st.mean_u = if n > 0 { sum_u / nf } else { F::zero() };
+        st.sd = F::zero();
+        st.value = match self.estimator {
+            Estimator::Ips => st.mean_u,
+            Estimator::SelfNormalized => {
+                if sum_w > F::zero() {
+                    sum_u / sum_w
+                } else {
+                    F::zero()
+                }
+            }
+            Estimator::VariancePenalty(kappa) => {
+                if n >= 2 {
+                    let var = self
+                        .logs
+                        .rewards()
+                        .iter()
+                        .zip(&st.w)
+                        .map(|(r, w)| {
+                            let d = *r * *w - st.mean_u;
+                            d * d
+                        })
+                        .sum::<F>()
+                        / F::c((n - 1) as f64);
+                    st.sd = (var / nf).sqrt();
+                }
+                st.mean_u - kappa * st.sd
+            }
+        };
+        // Gradient: Σ_t g_t ∇w_t with ∇w_t = w_t Jᵀ(e_a − π), zero if clipped.
+        for (i, it) in self.logs.iter().enumerate() {
+            if st.clipped[i] || st.w[i] == F::zero() {
+                continue;
+            }
+            let pi = &st.probs[i * k..(i + 1) * k];
+            let w = st.w[i];
+            let u = it.reward * w;
+            let (g_v, g_mean, g_sd) = match self.estimator {
+                Estimator::Ips => (it.reward / nf, F::zero(), F::zero()),
+                Estimator::SelfNormalized => {
+                    ((it.reward - st.value) / st.sum_w, F::zero(), F::zero())
+                }
+                Estimator::VariancePenalty(_) => {
+                    let sd_part = if st.sd > F::zero() {
+                        it.reward * (u - st.mean_u) / (F::c((n - 1) as f64) * nf * st.sd)
+                    } else {
+                        F::zero()
+                    };
+                    (F::zero(), it.reward / nf, sd_part)
+                }
+            };
+            for (target, g) in [(0, g_v), (1, g_mean), (2, g_sd)] {
+                if g == F::zero() {
+                    continue;
+                }
+                for (a, ca) in st.c[..k].iter_mut().enumerate() {
+                    let e = if a == it.action { F::one() } else { F::zero() };
+                    *ca = g * w * (e - pi[a]);
+                }
+                let out = match target {
+                    0 => &mut st.grad_v,
+                    1 => &mut st.grad_mean,
+                    _ => &mut st.grad_sd,
+                };
+                self.model.add_logits_vjp(it.context, &st.c[..k], out)?;
+            }
+        }
+        if let Estimator::VariancePenalty(kappa) = self.estimator {
+            for ((g, m), s) in st.grad_v.iter_mut().zip(&st.grad_mean).zip(&st.grad_sd) {
+                *g = *m - kappa * *s;
+            }
+        }
+        st.valid = true;
+        Ok(())
+    }
+
+    /// −∇²J v by central differences of the exact gradient, for policies
+    /// whose logits are not linear in θ.
+    fn neg_hess_vec_fd(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
+        let theta = self.model.params();
+        let vmax = crate::policy::max_abs(v);
+        let p = theta.len();
+        if vmax == F::zero() {
+            for (o, &vi) in out.iter_mut().zip(v) {
+                *o = self.lambda * vi;
+            }
+            return Ok(());
+        }
+        let h = F::epsilon().cbrt() * (F::one() + crate::policy::max_abs(&theta)) / vmax;
+        let mut gp = vec![F::zero(); p];
+        let mut gm = vec![F::zero(); p];
+        let shifted = |s: F| -> Vec<F> {
+            theta
+                .iter()
+                .zip(v)
+                .map(|(t, vi)| *t + s * h * *vi)
+                .collect()
+        };
+        let result = (|| {
+            self.value_grad(&shifted(F::one()), &mut gp)?;
+            self.value_grad(&shifted(-F::one()), &mut gm)
+        })();
+        // Back to the remembered θ, whatever happened.
+        let mut g = vec![F::zero(); p];
+        self.value_grad(&theta, &mut g)?;
+        result?;
+        let inv = F::one() / (F::c(2.0) * h);
+        for ((o, a), b) in out.iter_mut().zip(&gp).zip(&gm) {
+            *o = -(*a - *b) * inv;
+        }
+        Ok(())
+    }
+}
+
+impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
+    fn dim(&self) -> usize {
+        self.model.num_params()
+    }
+
+    fn value_grad(&mut self, theta: &[F], grad: &mut [F]) -> Result<F> {
+        check_len("grad", grad.len(), self.model.num_params())?;
+        self.set_theta(theta)?;
+        self.estimate()?;
+        let mut sq = F::zero();
+        for ((g, &gv), &t) in grad.iter_mut().zip(&self.state.grad_v).zip(theta) {
+            *g = gv - self.lambda * t;
+            sq += t * t;
+        }
+        Ok(self.state.value - self.lambda * F::c(0.5) * sq)
+    }
+
+    fn neg_hess_vec(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
+        let p = self.model.num_params();
+        check_len("v", v.len(), p)?;
+        check_len("out", out.len(), p)?;
+        if !self.model.logits_linear() {
+            return self.neg_hess_vec_fd(v, out);
+        }
+        if !self.state.valid {
+            self.estimate()?;
+        }
+        // J v per row: the logits of the same family at θ = v.
+        let mut at_v = self.model.clone();
+        at_v.set_params(v).map_err(|_| Error::NonFiniteLogits)?;
+        let k = self.model.num_actions();
+        let n = self.logs.len();
+        let nf = F::c(n as f64);
+        let st = &mut self.state;
+        let dot = |a: &[F], b: &[F]| -> F { a.iter().zip(b).map(|(x, y)| *x * *y).sum() };
+        let gv_v = dot(&st.grad_v, v);
+        let gm_v = dot(&st.grad_mean, v);
+        let gs_v = dot(&st.grad_sd, v);
+        // H_J v = Σ_t Jᵀ c_t + (vector terms), c_t in logit space.
+        let mut acc = vec![F::zero(); p];
+        let mut sum_wsv = F::zero();
+        for (i, it) in self.logs.iter().enumerate() {
+            if st.clipped[i] || st.w[i] == F::zero() {
+                continue;
+            }
+            let pi = &st.probs[i * k..(i + 1) * k];
+            let w = st.w[i];
+            at_v.logits_into(it.context, &mut st.u[..k])?;
+            let u = &st.u[..k];
+            let pu = dot(pi, u);
+            let sv = u[it.action] - pu; // s_t · v
+            sum_wsv += w * sv;
+            // Coefficients of ∇²w_t v (second) and ∇w_t (first), per unit.
+            let (a_sec, a_first) = match self.estimator {
+                Estimator::Ips => (it.reward / nf, F::zero()),
+                Estimator::SelfNormalized => ((it.reward - st.value) / st.sum_w, -gv_v / st.sum_w),
+                Estimator::VariancePenalty(kappa) => {
+                    let mut sec = it.reward / nf;
+                    let mut first = F::zero();
+                    if st.sd > F::zero() {
+                        let q = kappa / (nf * st.sd * F::c((n - 1) as f64));
+                        let ru = it.reward * w;
+                        sec -= q * (ru - st.mean_u) * it.reward;
+                        first -= q * it.reward * ru * sv;
+                    }
+                    (sec, first)
+                }
+            };
+            for (a, ca) in st.c[..k].iter_mut().enumerate() {
+                let e = if a == it.action { F::one() } else { F::zero() };
+                let first = w * (e - pi[a]);
+                let second = w * ((e - pi[a]) * sv - pi[a] * (u[a] - pu));
+                *ca = a_sec * second + a_first * first;
+            }
+            self.model
+                .add_logits_vjp(it.context, &st.c[..k], &mut acc)?;
+        }
+        match self.estimator {
+            Estimator::Ips => {}
+            Estimator::SelfNormalized => {
+                if st.sum_w > F::zero() {
+                    let s = sum_wsv / st.sum_w;
+                    for (a, g) in acc.iter_mut().zip(&st.grad_v) {
+                        *a -= s * *g;
+                    }
+                }
+            }
+            Estimator::VariancePenalty(kappa) => {
+                if st.sd > F::zero() && n >= 2 {
+                    let c_mean = kappa * nf * gm_v / (nf * st.sd * F::c((n - 1) as f64));
+                    let c_sd = kappa * gs_v / st.sd;
+                    for ((a, m), s) in acc.iter_mut().zip(&st.grad_mean).zip(&st.grad_sd) {
+                        *a += c_mean * *m + c_sd * *s;
+                    }
+                }
+            }
+        }
+        for ((o, a), &vi) in out.iter_mut().zip(&acc).zip(v) {
+            *o = self.lambda * vi - *a;
+        }
+        Ok(())
+    }
+
+    fn neg_hessian(&mut self, out: &mut [F]) -> Result<bool> {
+        check_len("out", out.len(), self.dim() * self.dim())?;
+        Ok(false)
+    }
+
+    fn gradient_scale(&self) -> F {
+        let n = self.logs.len().max(1);
+        F::one() + self.abs_weighted / F::c(n as f64)
+    }
+
+    fn concave(&self) -> bool {
+        false
+    }
+}
+
+impl<F: Real, P: Policy<F>> HistoryObjective<F> for ExpectedReturn<F, P> {
+    type Policy = P;
+
+    fn model(&self) -> &P {
+        &self.model
+    }
+
+    fn points(&self) -> usize {
+        self.logs.len()
+    }
+
+    fn rows(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Appends the interaction to the logs. The objective is not concave,
+    /// so it is never solved by the lagged Newton: `terms` are left as they
+    /// are.
+    fn push(
+        &mut self,
+        _at: &P,
+        x: &[F],
+        action: usize,
+        reward: F,
+        propensity: F,
+        _terms: Terms<'_, F>,
+    ) -> Result<()> {
+        crate::policy::check_context(x, self.logs.context_dim())?;
+        let i = self.logs.len();
+        check_row(
+            x,
+            action,
+            reward,
+            propensity,
+            self.model.num_actions(),
+            || format!("row {i}"),
+        )?;
+        let add = reward.abs() / propensity;
+        if !(self.abs_weighted + add).is_finite() {
+            return Err(Error::NonFiniteReward {
+                value: reward.f64(),
+            });
+        }
+        self.logs.push_unchecked(x, action, reward, propensity);
+        self.abs_weighted += add;
+        self.state.valid = false;
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        self.model.validate()?;
+        ensure(
+            self.lambda.is_finite()
+                && self.lambda > F::zero()
+                && self.estimator.check().is_ok()
+                && self.clip.is_none_or(|m| m.is_finite() && m > F::zero())
+                && self.abs_weighted.is_finite(),
+            "expected return settings",
+        )?;
+        ensure(
+            self.logs.context_dim() == self.model.context_dim(),
+            "expected return shapes",
+        )?;
+        self.logs
+            .check(self.model.num_actions())
+            .map_err(|_| crate::error::inconsistent("expected return logs"))
+    }
+}
