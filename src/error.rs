@@ -60,8 +60,8 @@ pub enum Error {
         /// What was expected.
         expected: &'static str,
     },
-    /// A file could not be opened or read.
-    #[error("cannot read `{path}`: {message}")]
+    /// A file could not be opened, read or written.
+    #[error("file `{path}`: {message}")]
     File {
         /// The path as given.
         path: String,

@@ -235,3 +235,128 @@ pub(crate) fn check_row<F: Real>(
     }
     Ok(())
 }
+
+#[cfg(feature = "csv")]
+impl<F: Real + std::str::FromStr> History<F> {
+    /// Reads logs from a CSV file with a header row naming the columns
+    /// `x0, …, x{d−1}, a, r, p` (in any order; d is the number of `x`
+    /// columns, which must be x0 … x{d−1}), for a policy with `k` actions:
+    /// contexts, the action taken (0-based), its reward and the logging
+    /// propensity μ(a | x). Every value is checked as by
+    /// [`History::from_arrays`]; the error names the file, the line
+    /// (the header is line 1) and the column of the first bad value, and
+    /// nothing is returned but the error.
+    ///
+    /// # Errors
+    /// [`crate::Error::File`] if the file cannot be opened or read;
+    /// [`crate::Error::BadLog`] for a missing or unexpected column, a value
+    /// that does not parse, or one out of range; [`crate::Error::ZeroActions`].
+    pub fn read_csv(path: impl AsRef<std::path::Path>, k: usize) -> Result<Self> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let file_err = |e: &dyn std::fmt::Display| crate::Error::File {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_path(path)
+            .map_err(|e| file_err(&e))?;
+        let header_problem =
+            |column: String, value: String, expected: &'static str| crate::Error::BadLog {
+                location: format!("`{shown}` line 1 (header)"),
+                column,
+                value,
+                expected,
+            };
+        let headers = reader.headers().map_err(|e| file_err(&e))?.clone();
+        let find = |name: &str| headers.iter().position(|h| h == name);
+        let mut xcols = Vec::new();
+        while let Some(c) = find(&format!("x{}", xcols.len())) {
+            xcols.push(c);
+        }
+        let [ca, cr, cp] = ["a", "r", "p"].map(find);
+        let (Some(ca), Some(cr), Some(cp)) = (ca, cr, cp) else {
+            let missing = ["a", "r", "p"]
+                .into_iter()
+                .find(|n| find(n).is_none())
+                .unwrap_or("a");
+            return Err(header_problem(
+                missing.into(),
+                "(missing)".into(),
+                "is a required column (the header must name x0..x{d-1}, a, r, p)",
+            ));
+        };
+        if let Some(extra) = headers
+            .iter()
+            .enumerate()
+            .find(|(i, _)| !xcols.contains(i) && ![ca, cr, cp].contains(i))
+        {
+            return Err(header_problem(
+                extra.1.to_string(),
+                extra.1.to_string(),
+                "is not a column of logs (x0..x{d-1}, a, r, p, with no gap in the x)",
+            ));
+        }
+        check_shape(k, xcols.len())?;
+        let mut out = Self::new(xcols.len());
+        let mut x = vec![F::zero(); xcols.len()];
+        for record in reader.records() {
+            let record = record.map_err(|e| file_err(&e))?;
+            let line = record.position().map_or(0, |p| p.line());
+            let location = || format!("`{shown}` line {line}");
+            let cell = |c: usize| record.get(c).unwrap_or("");
+            let number = |c: usize| -> Result<F> {
+                cell(c).parse::<F>().map_err(|_| crate::Error::BadLog {
+                    location: location(),
+                    column: headers.get(c).unwrap_or("").to_string(),
+                    value: format!("{:?}", cell(c)),
+                    expected: "is not a number",
+                })
+            };
+            for (xj, &c) in x.iter_mut().zip(&xcols) {
+                *xj = number(c)?;
+            }
+            let action = cell(ca)
+                .parse::<usize>()
+                .map_err(|_| crate::Error::BadLog {
+                    location: location(),
+                    column: "a".into(),
+                    value: format!("{:?}", cell(ca)),
+                    expected: "is not an action (a whole number from 0)",
+                })?;
+            let (reward, propensity) = (number(cr)?, number(cp)?);
+            check_row(&x, action, reward, propensity, k, location)?;
+            out.push_unchecked(&x, action, reward, propensity);
+        }
+        Ok(out)
+    }
+
+    /// Writes the logs as CSV with the header `x0, …, x{d−1}, a, r, p`
+    /// (numbers in Rust's shortest round-trip form: reading the file back
+    /// gives the same bits).
+    ///
+    /// # Errors
+    /// [`crate::Error::File`] if the file cannot be created or written.
+    pub fn write_csv(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let err = |e: &dyn std::fmt::Display| crate::Error::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut w = csv::Writer::from_path(path).map_err(|e| err(&e))?;
+        let mut header: Vec<String> = (0..self.d).map(|j| format!("x{j}")).collect();
+        header.extend(["a", "r", "p"].map(String::from));
+        w.write_record(&header).map_err(|e| err(&e))?;
+        let mut row = Vec::with_capacity(self.d + 3);
+        for it in self.iter() {
+            row.clear();
+            row.extend(it.context.iter().map(|v| v.f64().to_string()));
+            row.push(it.action.to_string());
+            row.push(it.reward.f64().to_string());
+            row.push(it.propensity.f64().to_string());
+            w.write_record(&row).map_err(|e| err(&e))?;
+        }
+        w.flush().map_err(|e| err(&e))
+    }
+}

@@ -88,6 +88,7 @@ pub mod history;
 mod kernels;
 pub mod learner;
 pub mod objective;
+pub mod ope;
 pub mod policy;
 pub mod real;
 pub mod run;
