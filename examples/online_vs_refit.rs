@@ -1,5 +1,8 @@
-//! The crate's main job: an incremental REINFORCE learner and a learner that
-//! refits to convergence before every action, played with common random
+//! The crate's main job: an incremental REINFORCE learner and three learners
+//! that refit to convergence before every action — on the REINFORCE
+//! surrogate Σ w(r) log π, on the importance-weighted log-likelihood
+//! Σ (w(r)/μ) log π, and on the importance-weighted expected return
+//! Σ r π/μ (the policy optimal on the history) — played with common random
 //! numbers on the same environments, and how far apart their policies are.
 //!
 //! Run it with
@@ -10,16 +13,18 @@
 //!
 //! For each of four environments (a 10-armed Bernoulli bandit, a linear
 //! contextual bandit, a finite-context bandit and a drifting bandit) it plays
-//! both learners over the same seeds and prints: cumulative expected regret
-//! at the last step (mean ± standard error over seeds), % optimal action over
-//! the last 10% of steps, CPU time per step, and the shadow `KL`: at
-//! log-spaced steps the refit objective is solved on the playing learner's
-//! own history and KL(π*_t ‖ π_t) is averaged over fixed probe contexts. For
-//! the refit learner that KL is ~0 (it *is* the optimum); for the incremental
-//! learner it measures how far one gradient step per interaction is from
-//! the optimum of the same history. Then a λ sweep of the refit learner on
-//! the Bernoulli bandit shows how often it locks onto a suboptimal arm: the
-//! fraction of seeds whose final policy puts more than 90% on one.
+//! the four learners over the same seeds and prints: cumulative expected
+//! regret at the last step (mean ± standard error over seeds), % optimal
+//! action over the last 10% of steps, CPU time per step, and the shadow
+//! `KL`: at log-spaced steps the surrogate Σ w(r) log π is solved on the
+//! playing learner's own history and KL(π*_t ‖ π_t) is averaged over fixed
+//! probe contexts. For the surrogate's refit learner that KL is ~0 (it *is*
+//! the optimum); for the others it measures how far their policy is from
+//! the surrogate's optimum on the same history. Then a λ sweep of the refit
+//! learners on the Bernoulli bandit shows how often each locks onto a
+//! suboptimal arm: the fraction of seeds whose final policy puts more than
+//! 90% on one. The sweep adds the literal surrogate with signed rewards,
+//! Σ (r − ½) log π, which pushes probability away from failures.
 //!
 //! Flags: `--seeds N` (default 64), `--steps T` (default 2000), `--csv DIR`
 //! (per-step traces, one CSV per environment, plus the shadow and the λ
@@ -35,9 +40,10 @@ use plotters::prelude::*;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use refit::env::{Bernoulli, Drifting, Environment, FiniteContext, LinearContextual};
+use refit::history::History;
 use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
-use refit::objective::Weighting;
-use refit::policy::Tabular;
+use refit::objective::{Estimator, ExpectedReturn, Weighting};
+use refit::policy::{LinearSoftmax, Policy, Tabular};
 use refit::run::{Observe, Runner, Shadow, Summary};
 
 const USAGE: &str =
@@ -121,11 +127,35 @@ struct Setting {
     probes: Array2<f64>,
 }
 
-/// Both learners' summaries on one environment.
+/// The learners of the comparison: name, plot colour.
+const LEARNERS: [(&str, RGBColor); 4] = [
+    ("online", RGBColor(31, 119, 180)),
+    ("refit", RGBColor(214, 39, 40)),
+    ("refit-iw", RGBColor(44, 160, 44)),
+    ("refit-er", RGBColor(148, 103, 189)),
+];
+
+/// Every learner's summary on one environment, in the order of `LEARNERS`.
 struct Outcome {
     setting: Setting,
-    online: Summary,
-    refit: Summary,
+    runs: Vec<Summary>,
+}
+
+impl Outcome {
+    fn named(&self) -> impl Iterator<Item = (&'static str, RGBColor, &Summary)> {
+        LEARNERS
+            .iter()
+            .zip(&self.runs)
+            .map(|((n, c), s)| (*n, *c, s))
+    }
+}
+
+/// The importance-weighted form of a weighting: w(r)/μ.
+fn importance(w: Weighting<f64>) -> Weighting<f64> {
+    match w {
+        Weighting::Exp(b) => Weighting::ExpImportance(b),
+        _ => Weighting::Importance,
+    }
 }
 
 fn refit_config(weighting: Weighting<f64>) -> RefitConfig<f64> {
@@ -197,37 +227,41 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             config,
             tabular: setting.tabular,
         };
-        let (online, refit) = match setting.name {
+        let runs = match setting.name {
             "bernoulli" => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(bernoulli_means.clone());
-                both(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting)?
             }
             "linear_contextual" => {
                 let env =
                     |rng: &mut rand_chacha::ChaCha8Rng| LinearContextual::random(K, 8, 0.5, rng);
-                both(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting)?
             }
             "finite_context" => {
                 let env = |rng: &mut rand_chacha::ChaCha8Rng| FiniteContext::random(5, K, rng);
-                both(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting)?
             }
             _ => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Drifting::new(vec![0.0; K], 1.0, 0.01);
-                both(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting)?
             }
         };
-        outcomes.push(Outcome {
-            setting,
-            online,
-            refit,
-        });
+        outcomes.push(Outcome { setting, runs });
     }
-    progress.say("λ sweep");
+    progress.say("λ sweep of the refit learners");
     let sweep = lambda_sweep(&runner, &bernoulli_means)?;
     progress.done();
 
+    println!("online    REINFORCE, α = {ALPHA}, running-mean baseline, one step per interaction");
     println!(
-        "online (REINFORCE, α = {ALPHA}, running-mean baseline) vs refit (λ = 1, refit before every action)"
+        "refit     refit before every action on Σ w(r) log π − ½‖θ‖² (the REINFORCE surrogate)"
+    );
+    println!("refit-iw  ... on Σ (w(r)/μ) log π − ½‖θ‖² (importance-weighted log-likelihood)");
+    println!(
+        "refit-er  ... on Σ r π/μ − ½‖θ‖² (importance-weighted expected return: π* of the history)"
+    );
+    println!(
+        "w(r) = r for 0/1 rewards, exp(r) for Gaussian ones; μ = logged propensity; KL = KL(π*_surrogate ‖ π)"
     );
     println!(
         "{} seeds × {} steps, common random numbers per seed\n",
@@ -255,95 +289,195 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Plays the incremental and the refit learner on `env`, each with a shadow.
-fn both<E, ME>(
+/// The refit learner on the importance-weighted expected return (summed,
+/// IPS) of a policy family with penalty λ, refit before every action.
+fn expected_return<P: Policy<f64>>(
+    policy: P,
+    lambda: f64,
+) -> refit::Result<Refit<f64, P, ExpectedReturn<f64, P>>> {
+    let d = policy.context_dim();
+    let obj = ExpectedReturn::new(policy, History::new(d), lambda, Estimator::Ips, None)?.summed();
+    Refit::with_objective(obj, refit_config(Weighting::Identity).schedule())
+}
+
+/// What the comparison watches: the shadow only.
+fn watch<L, E>(shadow: &Shadow<f64>) -> Observe<'_, f64, L, E> {
+    Observe {
+        shadow: Some(shadow),
+        finish: None,
+    }
+}
+
+/// Plays the four learners of `LEARNERS` on `env`, each with a shadow.
+fn play<E, ME>(
     runner: &Runner,
     shadow: &Shadow<f64>,
     env: ME,
     s: &Setting,
-) -> Result<(Summary, Summary), refit::Error>
+) -> Result<Vec<Summary>, refit::Error>
 where
     E: Environment<f64>,
     ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
 {
     let step = StepSize::Constant(ALPHA);
     let config = shadow.config;
-    if s.tabular {
-        let online = runner.run_observed(
-            &env,
-            || Incremental::tabular(K, step, Baseline::RunningMean),
-            &Observe {
-                shadow: Some(shadow),
-                finish: None,
-            },
-        )?;
-        let refit = runner.run_observed(
-            &env,
-            || Refit::tabular(K, config),
-            &Observe {
-                shadow: Some(shadow),
-                finish: None,
-            },
-        )?;
-        Ok((online, refit))
+    let iw = RefitConfig {
+        weighting: importance(config.weighting),
+        ..config
+    };
+    Ok(if s.tabular {
+        vec![
+            runner.run_observed(
+                &env,
+                || Incremental::tabular(K, step, Baseline::RunningMean),
+                &watch(shadow),
+            )?,
+            runner.run_observed(&env, || Refit::tabular(K, config), &watch(shadow))?,
+            runner.run_observed(&env, || Refit::tabular(K, iw), &watch(shadow))?,
+            runner.run_observed(
+                &env,
+                || expected_return(Tabular::new(K)?, config.lambda),
+                &watch(shadow),
+            )?,
+        ]
     } else {
-        let online = runner.run_observed(
-            &env,
-            || Incremental::linear(K, s.d, step, Baseline::RunningMean),
-            &Observe {
-                shadow: Some(shadow),
-                finish: None,
-            },
-        )?;
-        let refit = runner.run_observed(
-            &env,
-            || Refit::linear(K, s.d, config),
-            &Observe {
-                shadow: Some(shadow),
-                finish: None,
-            },
-        )?;
-        Ok((online, refit))
+        vec![
+            runner.run_observed(
+                &env,
+                || Incremental::linear(K, s.d, step, Baseline::RunningMean),
+                &watch(shadow),
+            )?,
+            runner.run_observed(&env, || Refit::linear(K, s.d, config), &watch(shadow))?,
+            runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(shadow))?,
+            runner.run_observed(
+                &env,
+                || expected_return(LinearSoftmax::new(K, s.d)?, config.lambda),
+                &watch(shadow),
+            )?,
+        ]
+    })
+}
+
+/// The λ of the sweep; 0 selects the closed form (where there is one).
+const LAMBDAS: [f64; 4] = [0.0, 1e-3, 1e-1, 1.0];
+
+/// The refit learners of the sweep.
+const SWEPT: [&str; 4] = ["refit", "refit-iw", "refit-signed", "refit-er"];
+
+/// One cell of the sweep: the learner's summary on the Bernoulli bandit,
+/// whose finish value is 1 when the final policy puts > 90% on a
+/// suboptimal arm; `None` where λ = 0 has no optimum (signed weights, the
+/// expected return).
+struct SweepCell {
+    learner: &'static str,
+    lambda: f64,
+    summary: Option<Summary>,
+}
+
+/// The Bernoulli bandit with rewards r − ½: failures are negative. A
+/// constant shift, so the regret is that of the bandit.
+struct Centered(Bernoulli<f64>);
+
+impl Environment<f64> for Centered {
+    fn num_actions(&self) -> usize {
+        self.0.num_actions()
+    }
+    fn context_dim(&self) -> usize {
+        1
+    }
+    fn next_context<R: rand::Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        out: &mut [f64],
+    ) -> refit::Result<()> {
+        self.0.next_context(rng, out)
+    }
+    fn expected_rewards(&self, out: &mut [f64]) -> refit::Result<()> {
+        self.0.expected_rewards(out)?;
+        out.iter_mut().for_each(|v| *v -= 0.5);
+        Ok(())
+    }
+    fn expected_rewards_at(&self, x: &[f64], out: &mut [f64]) -> refit::Result<()> {
+        self.0.expected_rewards_at(x, out)?;
+        out.iter_mut().for_each(|v| *v -= 0.5);
+        Ok(())
+    }
+    fn reward<R: rand::Rng + ?Sized>(&mut self, action: usize, rng: &mut R) -> refit::Result<f64> {
+        Ok(self.0.reward(action, rng)? - 0.5)
     }
 }
 
-/// The λ of the sweep; 0 selects the closed form.
-const LAMBDAS: [f64; 4] = [0.0, 1e-3, 1e-1, 1.0];
-
-/// For each λ: the refit learner's summary on the Bernoulli bandit, whose
-/// finish value is 1 when the final policy puts > 90% on a suboptimal arm.
-fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<(f64, Summary)>, refit::Error> {
+/// 1 if `p` puts more than 90% on an arm whose mean is below the best.
+fn stuck(p: &[f64], means: &[f64]) -> f64 {
     let best = means.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let locked =
-        move |l: &mut Refit<f64, Tabular<f64>>, _: &Bernoulli<f64>| -> refit::Result<f64> {
-            let mut p = vec![0.0; K];
-            l.policy_into(&[1.0], &mut p)?;
-            let stuck = p.iter().zip(means).any(|(pa, m)| *pa > 0.9 && *m < best);
-            Ok(f64::from(u8::from(stuck)))
-        };
-    LAMBDAS
-        .iter()
-        .map(|&lambda| {
+    f64::from(u8::from(
+        p.iter().zip(means).any(|(pa, m)| *pa > 0.9 && *m < best),
+    ))
+}
+
+/// For each refit learner and λ: how often it locks in on the Bernoulli bandit.
+fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<SweepCell>, refit::Error> {
+    fn locked<L: Learner<f64>>(l: &mut L, means: &[f64]) -> refit::Result<f64> {
+        let mut p = vec![0.0; K];
+        l.policy_into(&[1.0], &mut p)?;
+        Ok(stuck(&p, means))
+    }
+    let on_bandit = |l: &mut Refit<f64, Tabular<f64>>, _: &Bernoulli<f64>| locked(l, means);
+    let on_centered = |l: &mut Refit<f64, Tabular<f64>>, _: &Centered| locked(l, means);
+    let on_er = |l: &mut Refit<f64, Tabular<f64>, ExpectedReturn<f64, Tabular<f64>>>,
+                 _: &Bernoulli<f64>| { locked(l, means) };
+    let bandit = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(means.to_vec());
+    let mut cells = Vec::new();
+    for learner in SWEPT {
+        for lambda in LAMBDAS {
             let config = RefitConfig {
                 lambda,
+                weighting: match learner {
+                    "refit-iw" => Weighting::Importance,
+                    "refit-signed" => Weighting::Signed,
+                    _ => Weighting::Identity,
+                },
                 ..refit_config(Weighting::Identity)
             };
-            let summary = runner.run_observed(
-                |_| Bernoulli::new(means.to_vec()),
-                || Refit::tabular(K, config),
-                &Observe {
-                    shadow: None,
-                    finish: Some(&locked),
-                },
-            )?;
-            Ok((lambda, summary))
-        })
-        .collect()
+            let summary = match (learner, lambda == 0.0) {
+                ("refit-signed" | "refit-er", true) => None,
+                ("refit-signed", false) => Some(runner.run_observed(
+                    |_| Ok(Centered(Bernoulli::new(means.to_vec())?)),
+                    || Refit::tabular(K, config),
+                    &Observe {
+                        shadow: None,
+                        finish: Some(&on_centered),
+                    },
+                )?),
+                ("refit-er", false) => Some(runner.run_observed(
+                    bandit,
+                    || expected_return(Tabular::new(K)?, lambda),
+                    &Observe {
+                        shadow: None,
+                        finish: Some(&on_er),
+                    },
+                )?),
+                _ => Some(runner.run_observed(
+                    bandit,
+                    || Refit::tabular(K, config),
+                    &Observe {
+                        shadow: None,
+                        finish: Some(&on_bandit),
+                    },
+                )?),
+            };
+            cells.push(SweepCell {
+                learner,
+                lambda,
+                summary,
+            });
+        }
+    }
+    Ok(cells)
 }
 
 fn print_table(o: &Outcome, steps: usize) {
-    let at = &o
-        .refit
+    let at = &o.runs[1]
         .shadow
         .as_ref()
         .map(|s| s.at.clone())
@@ -355,7 +489,7 @@ fn print_table(o: &Outcome, steps: usize) {
     };
     println!("{}", o.setting.title);
     print!(
-        "  {:<8} {:>22} {:>15} {:>12}",
+        "  {:<9} {:>22} {:>15} {:>12}",
         "learner", "cum. regret at T", "% optimal", "time/step"
     );
     for &c in &cols {
@@ -363,11 +497,11 @@ fn print_table(o: &Outcome, steps: usize) {
     }
     println!();
     let tail = (steps / 10).max(1);
-    for (name, s) in [("online", &o.online), ("refit", &o.refit)] {
+    for (name, _, s) in o.named() {
         let t = steps - 1;
         let opt: f64 = s.optimal.mean[steps - tail..].iter().sum::<f64>() / tail as f64;
         print!(
-            "  {:<8} {:>22} {:>15} {:>12}",
+            "  {:<9} {:>22} {:>15} {:>12}",
             name,
             format!(
                 "{:.2} ± {:.2}",
@@ -399,32 +533,42 @@ fn format_time(seconds: f64) -> String {
     }
 }
 
-fn print_sweep(sweep: &[(f64, Summary)], steps: usize) {
+fn print_sweep(sweep: &[SweepCell], steps: usize) {
     println!(
-        "λ sweep of the refit learner on the Bernoulli bandit: seeds locked onto a suboptimal arm"
+        "λ sweep of the refit learners on the Bernoulli bandit: seeds locked onto a suboptimal arm (> 90% on it); cum. regret at T"
     );
-    println!(
-        "  {:<16} {:>24} {:>22}",
-        "λ", "locked (> 90% on one)", "cum. regret at T"
-    );
-    for (lambda, s) in sweep {
-        let (m, se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
-        let label = if *lambda == 0.0 {
-            "0 (closed form)".to_string()
+    print!("  {:<13}", "learner");
+    for lambda in LAMBDAS {
+        let label = if lambda == 0.0 {
+            "λ = 0 (closed form)".to_string()
         } else {
-            format!("{lambda:e}")
+            format!("λ = {lambda:e}")
         };
-        println!(
-            "  {:<16} {:>24} {:>22}",
-            label,
-            format!("{:.1}% ± {:.1}%", 100.0 * m, 100.0 * se),
-            format!(
-                "{:.2} ± {:.2}",
-                s.cumulative_regret.mean[steps - 1],
-                s.cumulative_regret.se[steps - 1]
-            )
-        );
+        print!(" {label:>26}");
     }
+    println!();
+    for learner in SWEPT {
+        print!("  {learner:<13}");
+        for cell in sweep.iter().filter(|c| c.learner == learner) {
+            let text = match &cell.summary {
+                None => "— (no optimum)".to_string(),
+                Some(s) => {
+                    let (m, se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
+                    format!(
+                        "{:.1}% ± {:.1}%; {:.1}",
+                        100.0 * m,
+                        100.0 * se,
+                        s.cumulative_regret.mean[steps - 1]
+                    )
+                }
+            };
+            print!(" {text:>26}");
+        }
+        println!();
+    }
+    println!(
+        "  (refit-signed is refit on Σ (r − ½) log π: it plays the rewards r − ½, so failures are negative)"
+    );
     println!();
 }
 
@@ -434,7 +578,7 @@ fn write_traces(path: &Path, o: &Outcome) -> std::io::Result<()> {
         w,
         "learner,step,reward_mean,reward_se,regret_mean,regret_se,cumulative_regret_mean,cumulative_regret_se,optimal_mean,optimal_se,kl_mean,kl_se"
     )?;
-    for (name, s) in [("online", &o.online), ("refit", &o.refit)] {
+    for (name, _, s) in o.named() {
         let shadow = s.shadow.as_ref();
         for t in 0..s.steps() {
             let kl = shadow.and_then(|sh| {
@@ -464,26 +608,24 @@ fn write_traces(path: &Path, o: &Outcome) -> std::io::Result<()> {
     w.flush()
 }
 
-fn write_sweep(path: &Path, sweep: &[(f64, Summary)]) -> std::io::Result<()> {
+fn write_sweep(path: &Path, sweep: &[SweepCell]) -> std::io::Result<()> {
     let mut w = BufWriter::new(File::create(path)?);
     writeln!(
         w,
-        "lambda,locked_fraction,locked_se,cumulative_regret_mean,cumulative_regret_se"
+        "learner,lambda,locked_fraction,locked_se,cumulative_regret_mean,cumulative_regret_se"
     )?;
-    for (lambda, s) in sweep {
+    for cell in sweep {
+        let Some(s) = &cell.summary else { continue };
         let (m, se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
         let t = s.steps() - 1;
         writeln!(
             w,
-            "{lambda},{m},{se},{},{}",
-            s.cumulative_regret.mean[t], s.cumulative_regret.se[t]
+            "{},{},{m},{se},{},{}",
+            cell.learner, cell.lambda, s.cumulative_regret.mean[t], s.cumulative_regret.se[t]
         )?;
     }
     w.flush()
 }
-
-const ONLINE_COLOR: RGBColor = RGBColor(31, 119, 180);
-const REFIT_COLOR: RGBColor = RGBColor(214, 39, 40);
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -493,11 +635,8 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
     root.fill(&WHITE)?;
     let root = root.titled(o.setting.title, ("sans-serif", 20))?;
     let panels = root.split_evenly((1, 3));
-    let steps = o.online.steps();
-    let curves = [
-        ("online", &o.online, ONLINE_COLOR),
-        ("refit", &o.refit, REFIT_COLOR),
-    ];
+    let steps = o.runs[0].steps();
+    let curves: Vec<(&str, &Summary, RGBColor)> = o.named().map(|(n, c, s)| (n, s, c)).collect();
     let xs: Vec<f64> = (1..=steps).map(|t| t as f64).collect();
 
     let ymax = curves
@@ -518,7 +657,7 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
         .x_desc("step t")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
-    for (name, s, color) in curves {
+    for &(name, s, color) in &curves {
         band(
             &mut chart,
             &xs,
@@ -560,7 +699,7 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
         .x_desc("step t")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
-    for (name, s, color) in curves {
+    for &(name, s, color) in &curves {
         let (wx, wm, wse) = windows(&s.optimal.mean, &s.optimal.se, window);
         let wm: Vec<f64> = wm.iter().map(|v| 100.0 * v).collect();
         let wse: Vec<f64> = wse.iter().map(|v| 100.0 * v).collect();
@@ -583,7 +722,10 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
 
     // Shadow KL on log t, log KL (floored for the refit learner's ~0).
     const FLOOR: f64 = 1e-12;
-    let sh = curves.map(|(n, s, c)| (n, s.shadow.as_ref(), c));
+    let sh: Vec<_> = curves
+        .iter()
+        .map(|&(n, s, c)| (n, s.shadow.as_ref(), c))
+        .collect();
     let kmax = sh
         .iter()
         .filter_map(|(_, s, _)| {
@@ -695,21 +837,21 @@ fn windows(mean: &[f64], se: &[f64], w: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>)
     (x, m, e)
 }
 
-fn plot_sweep(path: &Path, sweep: &[(f64, Summary)]) -> PlotResult {
-    let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
+fn plot_sweep(path: &Path, sweep: &[SweepCell]) -> PlotResult {
+    let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "refit on the Bernoulli bandit: seeds locked onto a suboptimal arm",
+            "refit learners on the Bernoulli bandit: seeds locked onto a suboptimal arm",
             ("sans-serif", 16),
         )
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(-0.5..(sweep.len() as f64 - 0.5), 0.0..100.0)?;
-    let labels: Vec<String> = sweep
+        .build_cartesian_2d(-0.5..(LAMBDAS.len() as f64 - 0.5), 0.0..100.0)?;
+    let labels: Vec<String> = LAMBDAS
         .iter()
-        .map(|(l, _)| {
+        .map(|l| {
             if *l == 0.0 {
                 "0 (closed form)".into()
             } else {
@@ -719,7 +861,7 @@ fn plot_sweep(path: &Path, sweep: &[(f64, Summary)]) -> PlotResult {
         .collect();
     chart
         .configure_mesh()
-        .x_labels(sweep.len())
+        .x_labels(LAMBDAS.len())
         .x_label_formatter(&|v| {
             let i = v.round();
             if (v - i).abs() < 1e-6 && i >= 0.0 {
@@ -731,21 +873,49 @@ fn plot_sweep(path: &Path, sweep: &[(f64, Summary)]) -> PlotResult {
         .x_desc("λ")
         .y_desc("% of seeds with > 90% on a suboptimal arm")
         .draw()?;
-    for (i, (_, s)) in sweep.iter().enumerate() {
-        let (m, se) = s.finish.unwrap_or((0.0, 0.0));
-        let x = i as f64;
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(x - 0.3, 0.0), (x + 0.3, 100.0 * m)],
-            REFIT_COLOR.mix(0.7).filled(),
-        )))?;
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![
-                (x, 100.0 * (m - se).max(0.0)),
-                (x, 100.0 * (m + se).min(1.0)),
-            ],
-            BLACK.stroke_width(2),
-        )))?;
+    let colors = [
+        LEARNERS[1].1,
+        LEARNERS[2].1,
+        RGBColor(255, 127, 14),
+        LEARNERS[3].1,
+    ];
+    let width = 0.8 / SWEPT.len() as f64;
+    for (j, (learner, color)) in SWEPT.iter().zip(colors).enumerate() {
+        let mut first = true;
+        for (i, lambda) in LAMBDAS.iter().enumerate() {
+            let Some(s) = sweep
+                .iter()
+                .find(|c| c.learner == *learner && c.lambda == *lambda)
+                .and_then(|c| c.summary.as_ref())
+            else {
+                continue;
+            };
+            let (m, se) = s.finish.unwrap_or((0.0, 0.0));
+            let x = i as f64 - 0.4 + width * (j as f64 + 0.5);
+            let bar = chart.draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.45 * width, 0.0), (x + 0.45 * width, 100.0 * m)],
+                color.mix(0.8).filled(),
+            )))?;
+            if first {
+                bar.label(*learner).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
+                });
+                first = false;
+            }
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![
+                    (x, 100.0 * (m - se).max(0.0)),
+                    (x, 100.0 * (m + se).min(1.0)),
+                ],
+                BLACK.stroke_width(2),
+            )))?;
+        }
     }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -108,6 +108,13 @@ fn expected_return_derivatives_match_finite_differences() {
         let policy = LinearSoftmax::<f64>::new(k, d).expect("valid");
         let mut obj = ExpectedReturn::new(policy, logs, 0.1, est, clip).expect("valid");
         check_derivatives(&mut obj, 100 + i as u64);
+        let mut obj = obj.summed();
+        check_derivatives(&mut obj, 150 + i as u64);
+        // The context-free policy (one π for every row).
+        let logs = random_logs(400 + i as u64, 50, k, 1);
+        let mut obj = ExpectedReturn::new(Tabular::new(k).expect("valid"), logs, 0.2, est, clip)
+            .expect("valid");
+        check_derivatives(&mut obj, 450 + i as u64);
         // The conditional logit (logits linear, another layout).
         let mut rng = common::rng(200 + i as u64);
         let mut logs = History::new(k * 2);

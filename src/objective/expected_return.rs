@@ -93,6 +93,10 @@ pub struct ExpectedReturn<F, P> {
     model: P,
     /// Σ_t |r_t| / μ_t.
     abs_weighted: F,
+    /// Whether J sums the estimate over the points (n·V̂) instead of
+    /// averaging it.
+    #[cfg_attr(feature = "serde", serde(default))]
+    summed: bool,
     /// What the last evaluation left for the Hessian products.
     #[cfg_attr(feature = "serde", serde(skip))]
     state: State<F>,
@@ -175,8 +179,36 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             clip,
             model: policy,
             abs_weighted,
+            summed: false,
             state: State::default(),
         })
+    }
+
+    /// The same objective with the estimate summed over the n points
+    /// instead of averaged: J(θ) = n·V̂(θ) − (λ/2)‖θ‖² (for IPS,
+    /// Σ_t r_t w_t − (λ/2)‖θ‖²), the scale of the log-likelihood, so that
+    /// the same λ weighs the prior against the same amount of data and its
+    /// pull fades as the history grows (with the mean, a fixed λ keeps the
+    /// optimum at the same distance from the unpenalized one forever). The
+    /// convergence scale is then 1 + Σ_t |r_t|/μ_t.
+    #[must_use]
+    pub fn summed(mut self) -> Self {
+        self.summed = true;
+        self
+    }
+
+    /// Whether the estimate is summed ([`ExpectedReturn::summed`]).
+    pub fn is_summed(&self) -> bool {
+        self.summed
+    }
+
+    /// The factor of V̂ in J: n when summed, else 1.
+    fn factor(&self) -> F {
+        if self.summed {
+            F::c(self.logs.len() as f64)
+        } else {
+            F::one()
+        }
     }
 
     /// The logs.
@@ -227,8 +259,12 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
         }
         // Weights and the aggregates.
         let (mut sum_u, mut sum_w) = (F::zero(), F::zero());
+        let shared = self.model.context_free();
         for (i, it) in self.logs.iter().enumerate() {
-            self.model.probabilities_into(it.context, &mut st.c)?;
+            // A context-free policy has one π for every row.
+            if i == 0 || !shared {
+                self.model.probabilities_into(it.context, &mut st.c)?;
+            }
             st.probs[i * k..(i + 1) * k].copy_from_slice(&st.c[..k]);
             let raw = st.c[it.action] / it.propensity;
             let (w, clipped) = match self.clip {
@@ -365,12 +401,13 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
         check_len("grad", grad.len(), self.model.num_params())?;
         self.set_theta(theta)?;
         self.estimate()?;
+        let s = self.factor();
         let mut sq = F::zero();
         for ((g, &gv), &t) in grad.iter_mut().zip(&self.state.grad_v).zip(theta) {
-            *g = gv - self.lambda * t;
+            *g = s * gv - self.lambda * t;
             sq += t * t;
         }
-        Ok(self.state.value - self.lambda * F::c(0.5) * sq)
+        Ok(s * self.state.value - self.lambda * F::c(0.5) * sq)
     }
 
     fn neg_hess_vec(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
@@ -403,7 +440,8 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
             }
             let pi = &st.probs[i * k..(i + 1) * k];
             let w = st.w[i];
-            at_v.logits_into(it.context, &mut st.u[..k])?;
+            // The policy's own buffer length (its padded layout): no copy.
+            at_v.logits_into(it.context, &mut st.u)?;
             let u = &st.u[..k];
             let pu = dot(pi, u);
             let sv = u[it.action] - pu; // s_t · v
@@ -453,8 +491,9 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
                 }
             }
         }
+        let s = self.factor();
         for ((o, a), &vi) in out.iter_mut().zip(&acc).zip(v) {
-            *o = self.lambda * vi - *a;
+            *o = self.lambda * vi - s * *a;
         }
         Ok(())
     }
@@ -465,6 +504,9 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
     }
 
     fn gradient_scale(&self) -> F {
+        if self.summed {
+            return F::one() + self.abs_weighted;
+        }
         let n = self.logs.len().max(1);
         F::one() + self.abs_weighted / F::c(n as f64)
     }

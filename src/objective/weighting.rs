@@ -23,6 +23,9 @@ pub enum Weighting<F> {
     /// the reward summed over the times a was taken (self-reinforcing). A
     /// negative reward is an error ([`Error::NegativeWeight`]).
     Importance,
+    /// w = exp(β r) / μ: [`Weighting::Importance`] for rewards of either
+    /// sign, the exponential weighting ([`Weighting::Exp`]) importance-weighted.
+    ExpImportance(F),
     /// w = r of either sign: the literal REINFORCE surrogate Σ_s r_s log π
     /// with signed rewards. A negative weight makes the objective
     /// non-concave (and, with λ = 0, unbounded), so it needs λ > 0 and is
@@ -40,7 +43,7 @@ impl<F: Real> Weighting<F> {
         let (name, v) = match *self {
             Weighting::Identity | Weighting::Importance | Weighting::Signed => return Ok(()),
             Weighting::Shift(c) => ("shift", c),
-            Weighting::Exp(b) => ("beta", b),
+            Weighting::Exp(b) | Weighting::ExpImportance(b) => ("beta", b),
         };
         if v.is_finite() {
             Ok(())
@@ -82,6 +85,7 @@ impl<F: Real> Weighting<F> {
             Weighting::Shift(c) => reward - c,
             Weighting::Exp(b) => (b * reward).exp(),
             Weighting::Importance => reward / propensity,
+            Weighting::ExpImportance(b) => (b * reward).exp() / propensity,
             Weighting::Signed => reward,
         };
         if !w.is_finite() {

@@ -120,7 +120,7 @@ impl<F: Real> Policy<F> for ActionFeatures<F> {
         check_len("grad", grad.len(), self.p)?;
         for (phi, &ca) in x.chunks_exact(self.p).zip(c) {
             for (g, &f) in grad.iter_mut().zip(phi) {
-                *g = ca.mul_add(f, *g);
+                *g += ca * f;
             }
         }
         Ok(())
@@ -142,7 +142,7 @@ impl<F: Real> Policy<F> for ActionFeatures<F> {
         for (b, (phi, &pb)) in x.chunks_exact(self.p).zip(probs).enumerate() {
             let cb = scale * (if b == action { F::one() } else { F::zero() } - pb);
             for (t, &f) in self.theta.iter_mut().zip(phi) {
-                *t = cb.mul_add(f, *t);
+                *t += cb * f;
             }
         }
         Ok(())

@@ -209,7 +209,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         check_len("grad", grad.len(), self.k * self.d)?;
         for (row, &ca) in grad.chunks_exact_mut(self.d).zip(c) {
             for (g, &xj) in row.iter_mut().zip(x) {
-                *g = ca.mul_add(xj, *g);
+                *g += ca * xj;
             }
         }
         Ok(())

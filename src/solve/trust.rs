@@ -52,7 +52,7 @@ pub fn trust_region<F: Real, O: Objective<F>>(
     let mut value = obj.value_grad(theta, &mut grad)?;
     let mut passes = 1;
     let mut buf = Buffers::new(n);
-    let mut radius = F::one().max(F::c(0.1) * norm2(theta));
+    let mut radius = F::one().max(norm2(theta));
     let max_radius = F::c(1e4) * (F::one() + norm2(theta));
     let mut negative = false;
     let mut escapes = 0;
