@@ -531,3 +531,67 @@ fn expected_return_refuses_bad_settings() {
     );
     assert_eq!(obj.points(), 0);
 }
+
+#[test]
+fn grouped_sums_agree_with_the_row_by_row_estimate() {
+    // Without clipping the rows are grouped by context (one group for a
+    // tabular policy, a few for repeated contexts); a clip that never
+    // binds takes the row-by-row path. Both must agree.
+    let mut rng = common::rng(77);
+    let k = 4;
+    let contexts = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+    let mut logs = History::new(2);
+    for i in 0..90 {
+        let z = common::normals(&mut rng, 2, 1.0);
+        let a = (z[0].abs() * 7.0) as usize % k;
+        let mu = 0.1 + 0.8 * (z[0].abs() % 1.0);
+        logs.push(&contexts[i % 3], a, z[1] + 0.5 * a as f64, mu)
+            .expect("valid");
+    }
+    let tab_logs = History::from_arrays(
+        ndarray::Array2::from_elem((logs.len(), 1), 1.0).view(),
+        logs.actions(),
+        logs.rewards(),
+        logs.propensities(),
+        k,
+    )
+    .expect("valid");
+    for (est, _) in estimators() {
+        let check = |grouped: &mut dyn Objective<f64>,
+                     rows: &mut dyn Objective<f64>,
+                     p: usize,
+                     rng: &mut rand_chacha::ChaCha8Rng| {
+            let theta = common::normals(rng, p, 0.8);
+            let v = common::normals(rng, p, 1.0);
+            let (mut g1, mut g2, mut h1, mut h2) =
+                (vec![0.0; p], vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+            let v1 = grouped.value_grad(&theta, &mut g1).expect("finite");
+            let v2 = rows.value_grad(&theta, &mut g2).expect("finite");
+            grouped.neg_hess_vec(&v, &mut h1).expect("finite");
+            rows.neg_hess_vec(&v, &mut h2).expect("finite");
+            assert!(
+                (v1 - v2).abs() < 1e-12 * (1.0 + v2.abs()),
+                "{est:?}: {v1} vs {v2}"
+            );
+            assert!(
+                common::rel_err(&g1, &g2) < 1e-11,
+                "{est:?}: {g1:?} vs {g2:?}"
+            );
+            assert!(
+                common::rel_err(&h1, &h2) < 1e-10,
+                "{est:?}: {h1:?} vs {h2:?}"
+            );
+        };
+        let lin = || LinearSoftmax::<f64>::new(k, 2).expect("valid");
+        let mut grouped = ExpectedReturn::new(lin(), logs.clone(), 0.3, est, None).expect("valid");
+        let mut rows =
+            ExpectedReturn::new(lin(), logs.clone(), 0.3, est, Some(1e300)).expect("valid");
+        check(&mut grouped, &mut rows, 2 * k, &mut rng);
+        let tab = || Tabular::<f64>::new(k).expect("valid");
+        let mut grouped =
+            ExpectedReturn::new(tab(), tab_logs.clone(), 0.3, est, None).expect("valid");
+        let mut rows =
+            ExpectedReturn::new(tab(), tab_logs.clone(), 0.3, est, Some(1e300)).expect("valid");
+        check(&mut grouped, &mut rows, k, &mut rng);
+    }
+}

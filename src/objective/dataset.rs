@@ -326,7 +326,7 @@ impl<F: Real> Dataset<F> {
 }
 
 /// Bits of a context entry, with −0 read as +0 (they give the same logits).
-fn key_bits<F: Real>(v: F) -> u64 {
+pub(super) fn key_bits<F: Real>(v: F) -> u64 {
     let v = v.f64();
     if v == 0.0 { 0 } else { v.to_bits() }
 }

@@ -60,6 +60,12 @@ impl<F: Real> Estimator<F> {
 /// central differences of the exact gradient (three passes each). The
 /// convergence scale is 1 + (1/n) Σ |r_t|/μ_t.
 ///
+/// Without clipping, V̂ depends on the rows of one context only through
+/// per-action sums of r/μ, 1/μ and r²/μ²: the rows are grouped by context
+/// (exactly, by their bits), and a pass costs one softmax per distinct
+/// context — O(K) for a context-free policy — when that halves the work;
+/// otherwise, and with clipping, the pass runs row by row.
+///
 /// # Examples
 /// ```
 /// use refit::history::History;
@@ -97,6 +103,10 @@ pub struct ExpectedReturn<F, P> {
     /// averaging it.
     #[cfg_attr(feature = "serde", serde(default))]
     summed: bool,
+    /// The rows grouped by context (all in one for a context-free
+    /// policy), with per-action sums: all an unclipped estimate needs.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    groups: Groups<F>,
     /// What the last evaluation left for the Hessian products.
     #[cfg_attr(feature = "serde", serde(skip))]
     state: State<F>,
@@ -123,6 +133,13 @@ struct State<F> {
     /// Scratch: logits coefficients and logits of the direction.
     c: Vec<F>,
     u: Vec<F>,
+    /// Whether the last evaluation used the groups; then per group π,
+    /// ∂V̂/∂π, ∂Var/∂π (variance penalty) and scratch for π̇ (K each).
+    grouped: bool,
+    pi: Vec<F>,
+    dv: Vec<F>,
+    dvar: Vec<F>,
+    pdot: Vec<F>,
 }
 
 impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
@@ -171,6 +188,7 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             });
         }
         logs.check(policy.num_actions())?;
+        let k = policy.num_actions();
         let abs_weighted = logs.iter().map(|it| it.reward.abs() / it.propensity).sum();
         Ok(Self {
             logs,
@@ -179,6 +197,7 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             clip,
             model: policy,
             abs_weighted,
+            groups: Groups::new(k),
             summed: false,
             state: State::default(),
         })
@@ -242,6 +261,15 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
     /// V̂ and its gradient (data part) at the model's θ, leaving the
     /// per-row values in the state.
     fn estimate(&mut self) -> Result<()> {
+        if self.clip.is_none() {
+            // Grouping pays where contexts repeat (always for a
+            // context-free policy); else the row-by-row pass is faster.
+            self.sync_groups();
+            if 2 * self.groups.len() <= self.logs.len() || self.model.context_free() {
+                return self.estimate_grouped();
+            }
+        }
+        self.state.grouped = false;
         let k = self.model.num_actions();
         let p = self.model.num_params();
         let n = self.logs.len();
@@ -354,6 +382,185 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
         Ok(())
     }
 
+    /// Brings the context groups up to date with the logs (after a
+    /// checkpoint was read, they are rebuilt from the logs).
+    fn sync_groups(&mut self) {
+        let k = self.model.num_actions();
+        if self.groups.rows > self.logs.len() || self.groups.k != k {
+            self.groups = Groups::new(k);
+        }
+        let free = self.model.context_free();
+        let unit = vec![F::one(); self.logs.context_dim()];
+        for i in self.groups.rows..self.logs.len() {
+            if let Some(it) = self.logs.get(i) {
+                let x = if free { &unit[..] } else { it.context };
+                self.groups.add(x, it.action, it.reward, it.propensity);
+            }
+        }
+    }
+
+    /// [`Self::estimate`] without clipping: V̂ from per-context,
+    /// per-action sums, one π per distinct context (one for a
+    /// context-free policy).
+    fn estimate_grouped(&mut self) -> Result<()> {
+        let k = self.model.num_actions();
+        let p = self.model.num_params();
+        let n = self.logs.len();
+        let nf = F::c(n as f64);
+        let g_count = self.groups.len();
+        let gr = &self.groups;
+        let st = &mut self.state;
+        st.valid = false;
+        st.grouped = true;
+        let pl = self.model.probs_len().max(k);
+        st.c.resize(pl, F::zero());
+        st.u.resize(pl, F::zero());
+        for v in [&mut st.pi, &mut st.dv, &mut st.dvar, &mut st.pdot] {
+            v.clear();
+            v.resize(g_count * k, F::zero());
+        }
+        st.grad_v.clear();
+        st.grad_v.resize(p, F::zero());
+        let dot = |x: &[F], y: &[F]| -> F { x.iter().zip(y).map(|(u, v)| *u * *v).sum() };
+        let (mut sum_u, mut sum_w, mut s2) = (F::zero(), F::zero(), F::zero());
+        for g in 0..g_count {
+            let (x, a, b, c2) = gr.get(g);
+            self.model.probabilities_into(x, &mut st.c)?;
+            let pi = &mut st.pi[g * k..(g + 1) * k];
+            pi.copy_from_slice(&st.c[..k]);
+            sum_u += dot(pi, a);
+            sum_w += dot(pi, b);
+            s2 += pi.iter().zip(c2).map(|(q, c)| *q * *q * *c).sum::<F>();
+        }
+        st.sum_w = sum_w;
+        st.mean_u = if n > 0 { sum_u / nf } else { F::zero() };
+        st.sd = F::zero();
+        st.value = match self.estimator {
+            Estimator::Ips => st.mean_u,
+            Estimator::SelfNormalized => {
+                if sum_w > F::zero() {
+                    sum_u / sum_w
+                } else {
+                    F::zero()
+                }
+            }
+            Estimator::VariancePenalty(kappa) => {
+                if n >= 2 {
+                    let var =
+                        ((s2 - nf * st.mean_u * st.mean_u) / F::c((n - 1) as f64)).max(F::zero());
+                    st.sd = (var / nf).sqrt();
+                }
+                st.mean_u - kappa * st.sd
+            }
+        };
+        for g in 0..g_count {
+            let (x, a, b, c2) = gr.get(g);
+            let pi = &st.pi[g * k..(g + 1) * k];
+            let dv = &mut st.dv[g * k..(g + 1) * k];
+            let dvar = &mut st.dvar[g * k..(g + 1) * k];
+            for i in 0..k {
+                dv[i] = match self.estimator {
+                    _ if n == 0 => F::zero(),
+                    Estimator::Ips => a[i] / nf,
+                    Estimator::SelfNormalized => {
+                        if sum_w > F::zero() {
+                            (a[i] - st.value * b[i]) / sum_w
+                        } else {
+                            F::zero()
+                        }
+                    }
+                    Estimator::VariancePenalty(kappa) => {
+                        let mut d = a[i] / nf;
+                        if st.sd > F::zero() {
+                            dvar[i] = F::c(2.0) * (pi[i] * c2[i] - st.mean_u * a[i])
+                                / F::c((n - 1) as f64);
+                            d -= kappa * dvar[i] / (F::c(2.0) * nf * st.sd);
+                        }
+                        d
+                    }
+                };
+            }
+            // Through the softmax: ∂V̂/∂z_b = π_b (∂V̂/∂π_b − π·∂V̂/∂π).
+            let mean = dot(pi, dv);
+            for ((cb, &pb), &db) in st.c[..k].iter_mut().zip(pi).zip(dv.iter()) {
+                *cb = pb * (db - mean);
+            }
+            self.model.add_logits_vjp(x, &st.c[..k], &mut st.grad_v)?;
+        }
+        st.valid = true;
+        Ok(())
+    }
+
+    /// −∇²J v for the grouped estimate: per group, the exact directional
+    /// derivative of ∂V̂/∂z along u = J v, pulled back through J.
+    fn neg_hess_vec_grouped(&mut self, at_v: &P, v: &[F], out: &mut [F]) -> Result<()> {
+        let k = self.model.num_actions();
+        let n = self.logs.len();
+        let nf = F::c(n as f64);
+        let g_count = self.groups.len();
+        let gr = &self.groups;
+        let st = &mut self.state;
+        let dot = |x: &[F], y: &[F]| -> F { x.iter().zip(y).map(|(u, v)| *u * *v).sum() };
+        // π̇ = π ⊙ (u − π·u) per group, and the global rates of change.
+        let (mut vdot, mut qdot, mut udot, mut sdot) = (F::zero(), F::zero(), F::zero(), F::zero());
+        for g in 0..g_count {
+            let (x, a, b, _) = gr.get(g);
+            at_v.logits_into(x, &mut st.u)?;
+            let pi = &st.pi[g * k..(g + 1) * k];
+            let pu = dot(pi, &st.u[..k]);
+            let pdot = &mut st.pdot[g * k..(g + 1) * k];
+            for ((d, &p), &u) in pdot.iter_mut().zip(pi).zip(&st.u[..k]) {
+                *d = p * (u - pu);
+            }
+            vdot += dot(&st.dv[g * k..(g + 1) * k], pdot);
+            qdot += dot(b, pdot);
+            udot += dot(a, pdot);
+            sdot += dot(&st.dvar[g * k..(g + 1) * k], pdot);
+        }
+        let two_ns = F::c(2.0) * nf * st.sd;
+        if n > 0 {
+            udot /= nf;
+        }
+        if st.sd > F::zero() {
+            sdot /= two_ns;
+        }
+        let mut acc = vec![F::zero(); v.len()];
+        let mut ddv = vec![F::zero(); k];
+        for g in 0..g_count {
+            let (x, a, b, c2) = gr.get(g);
+            let pi = &st.pi[g * k..(g + 1) * k];
+            let dv = &st.dv[g * k..(g + 1) * k];
+            let dvar = &st.dvar[g * k..(g + 1) * k];
+            let pdot = &st.pdot[g * k..(g + 1) * k];
+            for i in 0..k {
+                ddv[i] = match self.estimator {
+                    Estimator::Ips => F::zero(),
+                    Estimator::SelfNormalized if st.sum_w > F::zero() => {
+                        -vdot * b[i] / st.sum_w - dv[i] * qdot / st.sum_w
+                    }
+                    Estimator::VariancePenalty(kappa) if st.sd > F::zero() && n >= 2 => {
+                        let dvar_dot =
+                            F::c(2.0) * (pdot[i] * c2[i] - udot * a[i]) / F::c((n - 1) as f64);
+                        -kappa * (dvar_dot / two_ns - dvar[i] * sdot / (two_ns * st.sd))
+                    }
+                    _ => F::zero(),
+                };
+            }
+            // ġ_b = π̇_b (dv_b − π·dv) + π_b (ddv_b − (π̇·dv + π·ddv)).
+            let mean = dot(pi, dv);
+            let mean_dot = dot(pdot, dv) + dot(pi, &ddv);
+            for i in 0..k {
+                st.c[i] = pdot[i] * (dv[i] - mean) + pi[i] * (ddv[i] - mean_dot);
+            }
+            self.model.add_logits_vjp(x, &st.c[..k], &mut acc)?;
+        }
+        let s = self.factor();
+        for ((o, a), &vi) in out.iter_mut().zip(&acc).zip(v) {
+            *o = self.lambda * vi - s * *a;
+        }
+        Ok(())
+    }
+
     /// −∇²J v by central differences of the exact gradient, for policies
     /// whose logits are not linear in θ.
     fn neg_hess_vec_fd(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
@@ -423,6 +630,9 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
         // J v per row: the logits of the same family at θ = v.
         let mut at_v = self.model.clone();
         at_v.set_params(v).map_err(|_| Error::NonFiniteLogits)?;
+        if self.state.grouped {
+            return self.neg_hess_vec_grouped(&at_v, v, out);
+        }
         let k = self.model.num_actions();
         let n = self.logs.len();
         let nf = F::c(n as f64);
@@ -561,6 +771,7 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for ExpectedReturn<F, P> {
         }
         self.logs.push_unchecked(x, action, reward, propensity);
         self.abs_weighted += add;
+
         self.state.valid = false;
         Ok(())
     }
@@ -583,5 +794,70 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for ExpectedReturn<F, P> {
         self.logs
             .check(self.model.num_actions())
             .map_err(|_| crate::error::inconsistent("expected return logs"))
+    }
+}
+
+/// Logged rows grouped by their context bits: per group the context and,
+/// per action a, Σ r/μ, Σ 1/μ and Σ r²/μ² over its rows that took a.
+#[derive(Debug, Clone, Default)]
+struct Groups<F> {
+    k: usize,
+    /// Log rows absorbed.
+    rows: usize,
+    /// Contexts, one per group, back to back.
+    xs: Vec<F>,
+    d: usize,
+    /// Per group 3K sums: [Σ r/μ | Σ 1/μ | Σ r²/μ²].
+    sums: Vec<F>,
+    index: std::collections::HashMap<Box<[u64]>, usize>,
+    key: Vec<u64>,
+}
+
+impl<F: Real> Groups<F> {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            ..Self::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Context and the three per-action sums of group g.
+    fn get(&self, g: usize) -> (&[F], &[F], &[F], &[F]) {
+        let k = self.k;
+        let s = &self.sums[3 * k * g..3 * k * (g + 1)];
+        (
+            &self.xs[self.d * g..self.d * (g + 1)],
+            &s[..k],
+            &s[k..2 * k],
+            &s[2 * k..],
+        )
+    }
+
+    fn add(&mut self, x: &[F], action: usize, reward: F, propensity: F) {
+        let k = self.k;
+        self.d = x.len();
+        self.key.clear();
+        self.key
+            .extend(x.iter().map(|v| super::dataset::key_bits(*v)));
+        let g = match self.index.get(&self.key[..]) {
+            Some(&g) => g,
+            None => {
+                let g = self.index.len();
+                self.index.insert(self.key.as_slice().into(), g);
+                self.xs.extend_from_slice(x);
+                self.sums.extend(std::iter::repeat_n(F::zero(), 3 * k));
+                g
+            }
+        };
+        let s = &mut self.sums[3 * k * g..3 * k * (g + 1)];
+        let q = reward / propensity;
+        s[action] += q;
+        s[k + action] += F::one() / propensity;
+        s[2 * k + action] += q * q;
+        self.rows += 1;
     }
 }
