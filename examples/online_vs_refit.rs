@@ -26,7 +26,7 @@
 //! 90% on one. The sweep adds the literal surrogate with signed rewards,
 //! Σ (r − ½) log π, which pushes probability away from failures.
 //!
-//! Flags: `--seeds N` (default 64), `--steps T` (default 2000), `--csv DIR`
+//! Flags: `--seeds N` (default 32), `--steps T` (default 1000), `--csv DIR`
 //! (per-step traces, one CSV per environment, plus the shadow and the λ
 //! sweep), `--svg DIR` (plots), `--quiet` (no progress line on stderr).
 
@@ -61,8 +61,8 @@ struct Args {
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut out = Args {
-        seeds: 64,
-        steps: 2000,
+        seeds: 32,
+        steps: 1000,
         csv: None,
         svg: None,
         quiet: false,
@@ -964,7 +964,7 @@ mod tests {
     #[test]
     fn defaults_and_flags() {
         let a = parse(&[]).expect("defaults");
-        assert_eq!((a.seeds, a.steps), (64, 2000));
+        assert_eq!((a.seeds, a.steps), (32, 1000));
         let a = parse(&["--seeds", "3", "--steps", "100", "--csv", "d", "--quiet"]).expect("flags");
         assert_eq!((a.seeds, a.steps, a.quiet), (3, 100, true));
         assert_eq!(a.csv, Some(PathBuf::from("d")));

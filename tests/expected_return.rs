@@ -595,3 +595,46 @@ fn grouped_sums_agree_with_the_row_by_row_estimate() {
         check(&mut grouped, &mut rows, k, &mut rng);
     }
 }
+
+#[test]
+fn single_precision_objectives_solve_too() {
+    // f32: the expected return and the importance-weighted log-likelihood
+    // on the same logs, certified at the f32 tolerance.
+    let logs64 = random_logs(31, 200, 3, 2);
+    let mut logs = History::<f32>::new(2);
+    for it in logs64.iter() {
+        let x: Vec<f32> = it.context.iter().map(|v| *v as f32).collect();
+        logs.push(&x, it.action, it.reward as f32, it.propensity as f32)
+            .expect("valid");
+    }
+    for est in [
+        Estimator::Ips,
+        Estimator::SelfNormalized,
+        Estimator::VariancePenalty(0.5f32),
+    ] {
+        let mut obj = ExpectedReturn::new(
+            LinearSoftmax::<f32>::new(3, 2).expect("valid"),
+            logs.clone(),
+            0.1,
+            est,
+            None,
+        )
+        .expect("valid");
+        let mut theta = vec![0.0f32; 6];
+        let report = trust_region(&mut obj, &mut theta, &Options::default()).expect("solves");
+        assert!(report.converged() && !report.saddle, "{est:?}: {report:?}");
+    }
+    let mut data = Dataset::<f32>::new(3, 2, true).expect("valid");
+    for it in logs.iter() {
+        data.push(it.context, it.action, it.reward.max(0.0) / it.propensity)
+            .expect("valid");
+    }
+    let f = fit(
+        &LinearSoftmax::<f32>::new(3, 2).expect("valid"),
+        &data,
+        1.0,
+        &Options::default(),
+    )
+    .expect("solves");
+    assert!(f.report.converged());
+}

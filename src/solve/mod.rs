@@ -334,6 +334,41 @@ pub fn fit_arrays<F: Real>(
     fit(&policy, &data, lambda, options)
 }
 
+/// Maximizes any [`Objective`] from `theta` (overwritten with the result)
+/// with the solver `options.method` selects: for [`Method::Auto`], Newton
+/// with Cholesky (dimension ≤ 256) or Newton-CG for a concave objective,
+/// [`trust_region`] for one that is not ([`Objective::concave`]). Use it
+/// for the objectives [`fit`] does not build: the expected return
+/// ([`crate::objective::ExpectedReturn`]), importance or signed weights
+/// ([`LogLikelihood`] with a [`Weighting`]).
+///
+/// # Examples
+/// ```
+/// use refit::history::History;
+/// use refit::objective::{Estimator, ExpectedReturn};
+/// use refit::policy::Tabular;
+/// use refit::solve::{Options, maximize};
+/// let mut logs = History::new(1);
+/// logs.push(&[1.0], 0, 0.2, 0.5)?;
+/// logs.push(&[1.0], 1, 0.9, 0.5)?;
+/// let mut obj = ExpectedReturn::new(Tabular::<f64>::new(2)?, logs, 0.1, Estimator::SelfNormalized, None)?;
+/// let mut theta = vec![0.0; 2];
+/// let report = maximize(&mut obj, &mut theta, &Options::default())?;
+/// assert!(report.converged() && !report.saddle);
+/// # Ok::<(), refit::Error>(())
+/// ```
+///
+/// # Errors
+/// The solver's and the objective's errors; [`Error::Length`] for a wrong θ.
+pub fn maximize<F: Real, O: Objective<F>>(
+    obj: &mut O,
+    theta: &mut [F],
+    options: &Options<F>,
+) -> Result<Report<F>> {
+    crate::policy::check_len("theta", theta.len(), obj.dim())?;
+    solve(obj, theta, options)
+}
+
 /// Runs the solver `options.method` selects.
 pub(crate) fn solve<F: Real, O: Objective<F>>(
     obj: &mut O,
