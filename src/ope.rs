@@ -61,8 +61,9 @@ impl<F: Real> Ridge<F> {
     /// Fits the model on `logs` for `k` actions with penalty λ_q > 0.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for λ_q ≤ 0 or non-finite;
-    /// [`Error::BadLog`] for a bad logged value; [`Error::ZeroActions`].
+    /// [`Error::InvalidParameter`] for λ_q ≤ 0 or non-finite, a K too large
+    /// to allocate, or weights that overflow; [`Error::BadLog`] for a bad
+    /// logged value; [`Error::ZeroActions`].
     pub fn fit(logs: &History<F>, k: usize, lambda: F) -> Result<Self> {
         if !(lambda.is_finite() && lambda > F::zero()) {
             return Err(Error::InvalidParameter {
@@ -73,8 +74,15 @@ impl<F: Real> Ridge<F> {
         }
         logs.check(k)?;
         let d = logs.context_dim();
-        let mut gram = vec![F::zero(); k * d * d];
-        let mut rhs = vec![F::zero(); k * d];
+        let size = |n: Option<usize>| {
+            n.ok_or(Error::InvalidParameter {
+                name: "number of actions",
+                value: k as f64,
+                expected: "small enough for K·d² entries to fit in memory",
+            })
+        };
+        let mut gram = crate::error::try_filled(size(k.checked_mul(d * d))?, F::zero(), "k")?;
+        let mut rhs = crate::error::try_filled(size(k.checked_mul(d))?, F::zero(), "k")?;
         for it in logs.iter() {
             let a = it.action;
             let g = &mut gram[a * d * d..(a + 1) * d * d];
@@ -95,8 +103,12 @@ impl<F: Real> Ridge<F> {
             }
             crate::kernels::solve(g, d, &mut rhs[a * d..(a + 1) * d]);
         }
-        if rhs.iter().any(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteLogits);
+        if let Some(v) = rhs.iter().find(|v| !v.is_finite()) {
+            return Err(Error::InvalidParameter {
+                name: "ridge weights",
+                value: v.f64(),
+                expected: "finite (the rewards or contexts overflow the regression)",
+            });
         }
         Ok(Self {
             k,

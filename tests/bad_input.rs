@@ -364,3 +364,121 @@ fn design_section_9_table() {
         assert!(expected(&err), "{what}: got {err:?}");
     }
 }
+
+#[test]
+fn bad_logs_objectives_and_solver_settings_are_refused() {
+    use refit::history::History;
+    use refit::objective::{Estimator, ExpectedReturn, HistoryObjective};
+    use refit::ope::{OpeOptions, evaluate};
+    use refit::solve::{MultiStartOptions, Options, multi_start, trust_region};
+    let x = ndarray::array![[1.0, 0.5], [1.0, -0.5], [1.0, 0.0]];
+    // Arrays: the first bad value is named by row and column.
+    let cases: Vec<(usize, f64, f64, &str)> = vec![
+        (2, 1.0, 0.5, "row 1, column `a`: 2"),
+        (0, f64::NAN, 0.5, "row 1, column `r`: NaN"),
+        (0, 1.0, 0.0, "row 1, column `p`: 0"),
+        (0, 1.0, 1.5, "row 1, column `p`: 1.5"),
+    ];
+    for (a, r, p, want) in cases {
+        let err = History::from_arrays(x.view(), &[0, a, 1], &[1.0, r, 0.0], &[0.5, p, 0.5], 2)
+            .expect_err(want);
+        assert!(
+            matches!(err, Error::BadLog { .. }) && err.to_string().contains(want),
+            "{err}"
+        );
+    }
+    let mut xs = x.clone();
+    xs[[2, 1]] = f64::INFINITY;
+    let err =
+        History::from_arrays(xs.view(), &[0, 1, 1], &[1.0; 3], &[0.5; 3], 2).expect_err("inf");
+    assert!(err.to_string().contains("row 2, column `x1`: inf"), "{err}");
+    assert!(matches!(
+        History::from_arrays(x.view(), &[0, 1], &[1.0; 3], &[0.5; 3], 2),
+        Err(Error::Length { .. })
+    ));
+    let logs =
+        History::from_arrays(x.view(), &[0, 1, 1], &[1.0, 0.0, 0.5], &[0.5; 3], 2).expect("valid");
+    let policy = || LinearSoftmax::<f64>::new(2, 2).expect("valid");
+    // The expected return: settings, and a failed push changes nothing.
+    for (lambda, est, clip) in [
+        (0.0, Estimator::Ips, None),
+        (f64::NAN, Estimator::Ips, None),
+        (1.0, Estimator::Ips, Some(f64::INFINITY)),
+        (1.0, Estimator::VariancePenalty(-1.0), None),
+    ] {
+        assert!(ExpectedReturn::new(policy(), logs.clone(), lambda, est, clip).is_err());
+    }
+    let mut obj =
+        ExpectedReturn::new(policy(), logs.clone(), 1.0, Estimator::Ips, None).expect("valid");
+    let at = policy();
+    for (x, a, r, p) in [
+        (&[1.0][..], 0, 1.0, 0.5),
+        (&[1.0, 0.0][..], 2, 1.0, 0.5),
+        (&[1.0, 0.0][..], 0, 1.0, 2.0),
+    ] {
+        assert!(obj.push(&at, x, a, r, p, Default::default()).is_err());
+    }
+    assert_eq!(obj.points(), 3);
+    // Off-policy evaluation and the solvers.
+    assert!(
+        evaluate(
+            &policy(),
+            &logs,
+            &OpeOptions {
+                ridge_lambda: f64::NAN,
+                ..OpeOptions::default()
+            }
+        )
+        .is_err()
+    );
+    assert!(matches!(
+        evaluate(
+            &LinearSoftmax::<f64>::new(2, 3).expect("valid"),
+            &logs,
+            &OpeOptions::default()
+        ),
+        Err(Error::ContextLength { .. })
+    ));
+    let mut theta = vec![0.0; 3];
+    assert!(matches!(
+        trust_region(&mut obj, &mut theta, &Options::default()),
+        Err(Error::Length { .. })
+    ));
+    let mut theta = vec![0.0; 4];
+    assert!(
+        trust_region(
+            &mut obj,
+            &mut theta,
+            &Options {
+                tol: 0.0,
+                ..Options::default()
+            }
+        )
+        .is_err()
+    );
+    for ms in [
+        MultiStartOptions {
+            starts: 0,
+            ..MultiStartOptions::default()
+        },
+        MultiStartOptions {
+            spread: f64::NAN,
+            ..MultiStartOptions::default()
+        },
+        MultiStartOptions {
+            distinct: -1.0,
+            ..MultiStartOptions::default()
+        },
+    ] {
+        assert!(multi_start(&mut obj, &[0.0; 4], &ms, &Options::default()).is_err());
+    }
+    assert!(matches!(
+        multi_start(
+            &mut obj,
+            &[f64::NAN, 0.0, 0.0, 0.0],
+            &MultiStartOptions::default(),
+            &Options::default()
+        ),
+        Err(Error::NonFiniteParameter { index: 0, .. })
+    ));
+}

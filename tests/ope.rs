@@ -376,3 +376,10 @@ mod csv_files {
         assert!(err.to_string().contains("none.csv"), "{err}");
     }
 }
+
+#[test]
+fn huge_action_counts_are_errors_not_panics() {
+    let logs = collect(3, 10);
+    assert!(Ridge::fit(&logs, usize::MAX, 1.0).is_err());
+    assert!(Ridge::fit(&logs, usize::MAX / 2, 1.0).is_err());
+}
