@@ -28,13 +28,16 @@
 //!
 //! Flags: `--seeds N` (default 32), `--steps T` (default 1000), `--csv DIR`
 //! (per-step traces, one CSV per environment, plus the shadow and the λ
-//! sweep), `--svg DIR` (plots), `--quiet` (no progress line on stderr).
+//! sweep), `--svg DIR` (plots), `--quiet` (no progress bar; the bar is hidden
+//! anyway when stderr is not a terminal). `--help` lists them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use plotters::prelude::*;
 use rand::SeedableRng;
@@ -46,67 +49,31 @@ use refit::objective::{Estimator, ExpectedReturn, Weighting};
 use refit::policy::{LinearSoftmax, Policy, Tabular};
 use refit::run::{Observe, Runner, Shadow, Summary};
 
-const USAGE: &str =
-    "usage: online_vs_refit [--seeds N] [--steps T] [--csv DIR] [--svg DIR] [--quiet]";
 const K: usize = 10;
 const ALPHA: f64 = 0.1;
 
+#[derive(Parser, Debug)]
+#[command(about = "REINFORCE against learners that refit to convergence before every action")]
 struct Args {
-    seeds: usize,
-    steps: usize,
+    /// Seeds (independent runs with common random numbers across learners)
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Steps per seed (at least 10)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    steps: u64,
+    /// Write per-step traces, the shadow and the λ sweep as CSV files into this directory
+    #[arg(long)]
     csv: Option<PathBuf>,
+    /// Draw the plots as SVG files into this directory
+    #[arg(long)]
     svg: Option<PathBuf>,
+    /// No progress bar (it is hidden anyway when stderr is not a terminal)
+    #[arg(long)]
     quiet: bool,
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut out = Args {
-        seeds: 32,
-        steps: 1000,
-        csv: None,
-        svg: None,
-        quiet: false,
-    };
-    let mut it = args;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--seeds" => out.seeds = positive(&flag, &value()?)?,
-            "--steps" => {
-                out.steps = positive(&flag, &value()?)?;
-                if out.steps < 10 {
-                    return Err(format!("--steps must be at least 10, got {}", out.steps));
-                }
-            }
-            "--csv" => out.csv = Some(PathBuf::from(value()?)),
-            "--svg" => out.svg = Some(PathBuf::from(value()?)),
-            "--quiet" => out.quiet = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown flag `{other}`")),
-        }
-    }
-    Ok(out)
-}
-
-fn positive(flag: &str, v: &str) -> Result<usize, String> {
-    match v.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{flag} takes a positive integer, got `{v}`")),
-    }
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("error: {msg}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -168,10 +135,12 @@ fn refit_config(weighting: Weighting<f64>) -> RefitConfig<f64> {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     for dir in [&args.csv, &args.svg].into_iter().flatten() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     }
-    let runner = Runner::new(args.steps, args.seeds)?;
-    let at = Shadow::<f64>::log_spaced(args.steps, 8);
+    let (seeds, steps) = (usize::try_from(args.seeds)?, usize::try_from(args.steps)?);
+    let runner = Runner::new(steps, seeds)?;
+    let at = Shadow::<f64>::log_spaced(steps, 8);
     let one = Array2::from_elem((1, 1), 1.0);
     // Probe contexts of the linear contextual bandit: 32 fixed N(0, I) draws.
     let mut probe_rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
@@ -216,10 +185,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             probes: one.clone(),
         },
     ];
-    let progress = Progress::new(!args.quiet);
+    // Runs: 4 learners on each of 4 bandits, and the sweep's cells.
+    let cells = SWEPT.len() * LAMBDAS.len() - 2;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(((16 + cells) * seeds * steps) as u64)
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {percent:>3}% eta {eta} {msg}",
+    )?);
+    let tick = |n: usize| bar.inc(n as u64);
     let mut outcomes = Vec::new();
     for (i, setting) in settings.into_iter().enumerate() {
-        progress.say(&format!("[{}/4] {}", i + 1, setting.name));
+        bar.set_message(format!("[{}/5] {}", i + 1, setting.name));
         let config = refit_config(setting.weighting);
         let shadow = Shadow {
             at: at.clone(),
@@ -230,27 +209,27 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let runs = match setting.name {
             "bernoulli" => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(bernoulli_means.clone());
-                play(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting, &tick)?
             }
             "linear_contextual" => {
                 let env =
                     |rng: &mut rand_chacha::ChaCha8Rng| LinearContextual::random(K, 8, 0.5, rng);
-                play(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting, &tick)?
             }
             "finite_context" => {
                 let env = |rng: &mut rand_chacha::ChaCha8Rng| FiniteContext::random(5, K, rng);
-                play(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting, &tick)?
             }
             _ => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Drifting::new(vec![0.0; K], 1.0, 0.01);
-                play(&runner, &shadow, env, &setting)?
+                play(&runner, &shadow, env, &setting, &tick)?
             }
         };
         outcomes.push(Outcome { setting, runs });
     }
-    progress.say("λ sweep of the refit learners");
-    let sweep = lambda_sweep(&runner, &bernoulli_means)?;
-    progress.done();
+    bar.set_message("[5/5] λ sweep of the refit learners");
+    let sweep = lambda_sweep(&runner, &bernoulli_means, &tick)?;
+    bar.finish_and_clear();
 
     println!("online    REINFORCE, α = {ALPHA}, running-mean baseline, one step per interaction");
     println!(
@@ -265,25 +244,32 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "{} seeds × {} steps, common random numbers per seed\n",
-        args.seeds, args.steps
+        seeds, steps
     );
     for o in &outcomes {
-        print_table(o, args.steps);
+        print_table(o, steps);
     }
-    print_sweep(&sweep, args.steps);
+    print_sweep(&sweep, steps);
 
+    // Errors name the file they are about.
+    let named =
+        |path: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
     if let Some(dir) = &args.csv {
         for o in &outcomes {
-            write_traces(&dir.join(format!("{}.csv", o.setting.name)), o)?;
+            let path = dir.join(format!("{}.csv", o.setting.name));
+            write_traces(&path, o).map_err(|e| named(&path, &e))?;
         }
-        write_sweep(&dir.join("lambda_sweep.csv"), &sweep)?;
+        let path = dir.join("lambda_sweep.csv");
+        write_sweep(&path, &sweep).map_err(|e| named(&path, &e))?;
         println!("wrote CSV files to {}", dir.display());
     }
     if let Some(dir) = &args.svg {
         for o in &outcomes {
-            plot_outcome(&dir.join(format!("{}.svg", o.setting.name)), o)?;
+            let path = dir.join(format!("{}.svg", o.setting.name));
+            plot_outcome(&path, o).map_err(|e| named(&path, &e))?;
         }
-        plot_sweep(&dir.join("lambda_sweep.svg"), &sweep)?;
+        let path = dir.join("lambda_sweep.svg");
+        plot_sweep(&path, &sweep).map_err(|e| named(&path, &e))?;
         println!("wrote SVG plots to {}", dir.display());
     }
     Ok(())
@@ -300,11 +286,15 @@ fn expected_return<P: Policy<f64>>(
     Refit::with_objective(obj, refit_config(Weighting::Identity).schedule())
 }
 
-/// What the comparison watches: the shadow only.
-fn watch<L, E>(shadow: &Shadow<f64>) -> Observe<'_, f64, L, E> {
+/// The progress bar's tick.
+type Tick<'a> = &'a (dyn Fn(usize) + Sync);
+
+/// What the comparison watches: the shadow, and the progress.
+fn watch<'a, L, E>(shadow: &'a Shadow<f64>, tick: Tick<'a>) -> Observe<'a, f64, L, E> {
     Observe {
         shadow: Some(shadow),
         finish: None,
+        progress: Some(tick),
     }
 }
 
@@ -314,6 +304,7 @@ fn play<E, ME>(
     shadow: &Shadow<f64>,
     env: ME,
     s: &Setting,
+    tick: Tick<'_>,
 ) -> Result<Vec<Summary>, refit::Error>
 where
     E: Environment<f64>,
@@ -330,14 +321,14 @@ where
             runner.run_observed(
                 &env,
                 || Incremental::tabular(K, step, Baseline::RunningMean),
-                &watch(shadow),
+                &watch(shadow, tick),
             )?,
-            runner.run_observed(&env, || Refit::tabular(K, config), &watch(shadow))?,
-            runner.run_observed(&env, || Refit::tabular(K, iw), &watch(shadow))?,
+            runner.run_observed(&env, || Refit::tabular(K, config), &watch(shadow, tick))?,
+            runner.run_observed(&env, || Refit::tabular(K, iw), &watch(shadow, tick))?,
             runner.run_observed(
                 &env,
                 || expected_return(Tabular::new(K)?, config.lambda),
-                &watch(shadow),
+                &watch(shadow, tick),
             )?,
         ]
     } else {
@@ -345,14 +336,14 @@ where
             runner.run_observed(
                 &env,
                 || Incremental::linear(K, s.d, step, Baseline::RunningMean),
-                &watch(shadow),
+                &watch(shadow, tick),
             )?,
-            runner.run_observed(&env, || Refit::linear(K, s.d, config), &watch(shadow))?,
-            runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(shadow))?,
+            runner.run_observed(&env, || Refit::linear(K, s.d, config), &watch(shadow, tick))?,
+            runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(shadow, tick))?,
             runner.run_observed(
                 &env,
                 || expected_return(LinearSoftmax::new(K, s.d)?, config.lambda),
-                &watch(shadow),
+                &watch(shadow, tick),
             )?,
         ]
     })
@@ -416,7 +407,11 @@ fn stuck(p: &[f64], means: &[f64]) -> f64 {
 }
 
 /// For each refit learner and λ: how often it locks in on the Bernoulli bandit.
-fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<SweepCell>, refit::Error> {
+fn lambda_sweep(
+    runner: &Runner,
+    means: &[f64],
+    tick: Tick<'_>,
+) -> Result<Vec<SweepCell>, refit::Error> {
     fn locked<L: Learner<f64>>(l: &mut L, means: &[f64]) -> refit::Result<f64> {
         let mut p = vec![0.0; K];
         l.policy_into(&[1.0], &mut p)?;
@@ -447,6 +442,7 @@ fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<SweepCell>, refit:
                     &Observe {
                         shadow: None,
                         finish: Some(&on_centered),
+                        progress: Some(tick),
                     },
                 )?),
                 ("refit-er", false) => Some(runner.run_observed(
@@ -455,6 +451,7 @@ fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<SweepCell>, refit:
                     &Observe {
                         shadow: None,
                         finish: Some(&on_er),
+                        progress: Some(tick),
                     },
                 )?),
                 _ => Some(runner.run_observed(
@@ -463,6 +460,7 @@ fn lambda_sweep(runner: &Runner, means: &[f64]) -> Result<Vec<SweepCell>, refit:
                     &Observe {
                         shadow: None,
                         finish: Some(&on_bandit),
+                        progress: Some(tick),
                     },
                 )?),
             };
@@ -920,52 +918,16 @@ fn plot_sweep(path: &Path, sweep: &[SweepCell]) -> PlotResult {
     Ok(())
 }
 
-/// A one-line progress report on stderr.
-struct Progress {
-    on: bool,
-    started: std::time::Instant,
-}
-
-impl Progress {
-    fn new(on: bool) -> Self {
-        Self {
-            on,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    fn say(&self, what: &str) {
-        if self.on {
-            eprint!(
-                "\r\x1b[2K{:>6.1} s  {what}",
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-    }
-
-    fn done(&self) {
-        if self.on {
-            eprintln!(
-                "\r\x1b[2K{:>6.1} s  done",
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Args, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
-    }
-
     #[test]
     fn defaults_and_flags() {
-        let a = parse(&[]).expect("defaults");
-        assert_eq!((a.seeds, a.steps), (32, 1000));
-        let a = parse(&["--seeds", "3", "--steps", "100", "--csv", "d", "--quiet"]).expect("flags");
+        let a = Args::try_parse_from(["x"]).expect("defaults");
+        assert_eq!((a.seeds, a.steps, a.quiet), (32, 1000, false));
+        let a = Args::try_parse_from(["x", "--seeds", "3", "--steps=100", "--csv", "d", "--quiet"])
+            .expect("flags");
         assert_eq!((a.seeds, a.steps, a.quiet), (3, 100, true));
         assert_eq!(a.csv, Some(PathBuf::from("d")));
     }
@@ -973,14 +935,23 @@ mod tests {
     #[test]
     fn bad_flags_are_refused_with_a_message() {
         for (args, want) in [
-            (&["--seeds", "0"][..], "positive integer"),
-            (&["--seeds", "x"][..], "positive integer"),
-            (&["--steps"][..], "needs a value"),
-            (&["--steps", "5"][..], "at least 10"),
-            (&["--bogus"][..], "unknown flag"),
+            (&["x", "--seeds", "0"][..], "--seeds"),
+            (&["x", "--seeds", "x"][..], "--seeds"),
+            (&["x", "--steps"][..], "--steps"),
+            (&["x", "--steps", "5"][..], "--steps"),
+            (&["x", "--bogus"][..], "--bogus"),
         ] {
-            let err = parse(args).err().expect("refused");
+            let err = Args::try_parse_from(args).expect_err("refused").to_string();
             assert!(err.contains(want), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_is_named() {
+        let args =
+            Args::try_parse_from(["x", "--csv", "/dev/null/x", "--seeds", "1", "--steps", "10"])
+                .expect("flags");
+        let err = run(&args).expect_err("not a directory").to_string();
+        assert!(err.contains("/dev/null/x"), "{err}");
     }
 }

@@ -16,64 +16,41 @@
 //! are well above the two `nobaseline_*` rows, as in the figure. The README
 //! holds the numbers of a default run.
 //!
-//! Flags: `--runs N` (default 2000), `--steps T` (default 1000), `--csv PATH`
-//! (columns `step,setting,pct_optimal,mean_reward`, `pct_optimal` in percent).
+//! Flags (`--help` lists them): `--runs N` (default 2000), `--steps T`
+//! (default 1000), `--csv PATH` (columns `step,setting,pct_optimal,mean_reward`,
+//! `pct_optimal` in percent), `--quiet` (no progress bar; the bar is hidden
+//! anyway when stderr is not a terminal).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use refit::env::Gaussian;
 use refit::learner::{Baseline, Incremental, StepSize};
-use refit::run::{Runner, Summary};
+use refit::run::{Observe, Runner, Summary};
 
+#[derive(Parser, Debug)]
+#[command(about = "Sutton & Barto Figure 2.5: the gradient bandit on the 10-armed testbed")]
 struct Args {
-    runs: usize,
-    steps: usize,
-    csv: Option<String>,
-}
-
-const USAGE: &str = "usage: ten_armed_testbed [--runs N] [--steps T] [--csv PATH]";
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        runs: 2000,
-        steps: 1000,
-        csv: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--runs" => args.runs = positive(&flag, &value()?)?,
-            "--steps" => args.steps = positive(&flag, &value()?)?,
-            "--csv" => args.csv = Some(value()?),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown flag `{other}`")),
-        }
-    }
-    Ok(args)
-}
-
-fn positive(flag: &str, v: &str) -> Result<usize, String> {
-    match v.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{flag} takes a positive integer, got `{v}`")),
-    }
+    /// Independent runs (seeds) per setting
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// Steps per run
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// Write step,setting,pct_optimal,mean_reward to this CSV file
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// No progress bar
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            if msg.is_empty() {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("error: {msg}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -90,7 +67,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ("nobaseline_a0.1", 0.1, false),
         ("nobaseline_a0.4", 0.4, false),
     ];
-    let runner = Runner::new(args.steps, args.runs)?;
+    let (runs, steps) = (usize::try_from(args.runs)?, usize::try_from(args.steps)?);
+    let runner = Runner::new(steps, runs)?;
+    // A bar on stderr when it is a terminal (hidden otherwise), fed by the
+    // runner's progress observer.
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new((settings.len() * runs * steps) as u64)
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {percent:>3}% eta {eta} {msg}",
+    )?);
+    let tick = |n: usize| bar.inc(n as u64);
     let started = std::time::Instant::now();
     let mut results: Vec<(&str, Summary)> = Vec::new();
     for (name, alpha, with_baseline) in settings {
@@ -99,18 +88,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             Baseline::None
         };
-        let summary = runner.run(
+        bar.set_message(name);
+        let summary = runner.run_observed(
             |rng| Gaussian::<f64>::testbed(10, 4.0, rng),
             || Incremental::tabular(10, StepSize::Constant(alpha), baseline),
+            &Observe {
+                progress: Some(&tick),
+                ..Observe::default()
+            },
         )?;
         results.push((name, summary));
     }
     let elapsed = started.elapsed();
+    bar.finish_and_clear();
 
     let probes: Vec<usize> = [100, 500, 1000]
         .into_iter()
-        .filter(|&s| s <= args.steps)
-        .chain((args.steps > 1000 || ![100, 500, 1000].contains(&args.steps)).then_some(args.steps))
+        .filter(|&s| s <= steps)
+        .chain((steps > 1000 || ![100, 500, 1000].contains(&steps)).then_some(steps))
         .collect();
     println!(
         "10-armed testbed, q*(a) ~ N(4, 1): % optimal action (± standard error), {} runs",
@@ -129,7 +124,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         println!();
     }
-    let steps_total = 4 * args.runs * args.steps;
+    let steps_total = 4 * runs * steps;
     println!(
         "{} steps in {:.2} s ({:.0} ns per step over both cores)",
         steps_total,
@@ -138,7 +133,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if let Some(path) = &args.csv {
-        let mut w = BufWriter::new(File::create(path)?);
+        let file =
+            File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let mut w = BufWriter::new(file);
         writeln!(w, "step,setting,pct_optimal,mean_reward")?;
         for (name, summary) in &results {
             for t in 0..summary.steps() {
@@ -153,7 +150,29 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         w.flush()?;
-        println!("wrote {path}");
+        println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_follow_the_conventions() {
+        let a = Args::try_parse_from(["x"]).expect("defaults");
+        assert_eq!((a.runs, a.steps, a.quiet), (2000, 1000, false));
+        let a = Args::try_parse_from(["x", "--runs", "5", "--steps=20", "--csv", "o.csv"])
+            .expect("flags");
+        assert_eq!((a.runs, a.steps), (5, 20));
+        for bad in [
+            &["x", "--runs", "0"][..],
+            &["x", "--runs", "x"],
+            &["x", "--steps"],
+            &["x", "--bogus"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -136,7 +136,7 @@ pub enum Error {
     SingularHessian,
     /// A sample weight is negative where the weighting requires w ≥ 0.
     #[error(
-        "weight {weight} at index {index} is negative (reward {reward}); use a shift or exponential weighting for negative rewards"
+        "weight {weight} at index {index} is negative (reward {reward}); for negative rewards use Weighting::Shift, Exp or Signed (with lambda > 0)"
     )]
     NegativeWeight {
         /// Position in the history.
@@ -184,6 +184,26 @@ pub enum Error {
     Checkpoint {
         /// What is wrong with it.
         problem: CheckpointProblem,
+    },
+    /// A sample weight given to a dataset or to `fit` is negative.
+    #[error(
+        "sample weight {weight} at index {index} is negative; weights must be >= 0 (or build the dataset with Dataset::signed() for the signed surrogate)"
+    )]
+    NegativeSampleWeight {
+        /// Position of the point.
+        index: usize,
+        /// The weight.
+        weight: f64,
+    },
+    /// A learner and an environment disagree in shape.
+    #[error("the learner's {what} is {learner} but the environment's is {environment}")]
+    Mismatch {
+        /// What differs: "number of actions K" or "context length d".
+        what: &'static str,
+        /// The learner's.
+        learner: usize,
+        /// The environment's.
+        environment: usize,
     },
     /// An I/O error while writing results.
     #[error("i/o error ({kind:?}): {message}")]

@@ -99,6 +99,51 @@ pub mod solve;
 
 pub use error::{CheckpointProblem, Error, Result};
 
+/// The crates whose types appear in refit's public API, re-exported so that
+/// a user's code names the very versions refit was built with: `rand` 0.10
+/// (the `Rng` of [`env::Environment`] and [`learner::Learner::act`]),
+/// `rand_chacha` 0.10 (the runner's streams, [`run::ChaCha8Rng`]) and
+/// `ndarray` 0.17 (contexts and datasets from arrays). With another `rand`
+/// in a user's `Cargo.toml` (0.9, say), its `Rng` is a different trait and
+/// the compiler's error does not say so; `refit::rand::Rng` always fits.
+///
+/// ```
+/// use refit::rand::SeedableRng;
+/// use refit::prelude::*;
+/// let mut rng = refit::rand_chacha::ChaCha8Rng::seed_from_u64(1);
+/// let mut learner = Incremental::tabular(2, StepSize::Constant(0.1), Baseline::RunningMean)?;
+/// let d = learner.act(&[1.0f64], &mut rng)?;
+/// learner.learn(&[1.0], d.action, 1.0, d.propensity)?;
+/// let x = refit::ndarray::array![[1.0, 0.0], [1.0, 1.0]];
+/// assert_eq!(x.nrows(), 2);
+/// # Ok::<(), refit::Error>(())
+/// ```
+pub use ndarray;
+pub use rand;
+pub use rand_chacha;
+
+/// The traits and types most programs use, in one import:
+/// `use refit::prelude::*;`.
+pub mod prelude {
+    pub use crate::env::{
+        Bernoulli, Drifting, Environment, FiniteContext, Gaussian, LinearAdf, LinearContextual,
+    };
+    pub use crate::error::{Error, Result};
+    pub use crate::history::History;
+    pub use crate::learner::{
+        Baseline, Decision, Incremental, Learner, Refit, RefitConfig, Schedule, StepSize,
+    };
+    pub use crate::objective::{
+        Dataset, Estimator, ExpectedReturn, HistoryObjective, LogLikelihood, Objective, Weighting,
+    };
+    pub use crate::ope::{OpeOptions, evaluate};
+    pub use crate::policy::{ActionFeatures, Fixed, LinearSoftmax, Policy, Tabular};
+    pub use crate::real::Real;
+    pub use crate::run::{ChaCha8Rng, Observe, Runner, Shadow, Summary, env_fn};
+    pub use crate::solve::{Options, fit, maximize};
+    pub use rand::{Rng, SeedableRng};
+}
+
 /// The README's code, compiled and run as a doctest so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -142,11 +142,9 @@ impl<F: Real> Dataset<F> {
                 *xj = *v;
             }
             data.push(&x, actions[i], weights[i]).map_err(|e| match e {
-                Error::NegativeWeight { weight, reward, .. } => Error::NegativeWeight {
-                    index: i,
-                    weight,
-                    reward,
-                },
+                Error::NegativeSampleWeight { weight, .. } => {
+                    Error::NegativeSampleWeight { index: i, weight }
+                }
                 other => other,
             })?;
         }
@@ -157,7 +155,7 @@ impl<F: Real> Dataset<F> {
     ///
     /// # Errors
     /// [`Error::ContextLength`], [`Error::NonFiniteContext`],
-    /// [`Error::ActionOutOfRange`], [`Error::NegativeWeight`] for w < 0 and
+    /// [`Error::ActionOutOfRange`], [`Error::NegativeSampleWeight`] for w < 0 (unless [`Dataset::signed`]) and
     /// [`Error::InvalidParameter`] for a non-finite weight.
     pub fn push(&mut self, x: &[F], action: usize, weight: F) -> Result<()> {
         self.check_point(x, action, weight)?;
@@ -177,9 +175,8 @@ impl<F: Real> Dataset<F> {
             });
         }
         if weight < F::zero() && !self.signed {
-            return Err(Error::NegativeWeight {
+            return Err(Error::NegativeSampleWeight {
                 index: self.points,
-                reward: weight.f64(),
                 weight: weight.f64(),
             });
         }

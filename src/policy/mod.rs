@@ -20,11 +20,13 @@
 //! [`check_context`], [`check_action`], [`check_len`], [`sample_action`].
 
 mod adf;
+mod fixed;
 mod linear;
 mod tabular;
 
 pub use crate::kernels::Normalizer;
 pub use adf::ActionFeatures;
+pub use fixed::Fixed;
 pub use linear::LinearSoftmax;
 pub use tabular::Tabular;
 

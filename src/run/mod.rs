@@ -30,7 +30,7 @@ mod stats;
 mod streams;
 mod summary;
 
-pub use runner::Runner;
+pub use runner::{Runner, env_fn};
 pub use session::Session;
 pub use shadow::{Observe, Shadow};
 pub use stats::{Series, kl_divergence};

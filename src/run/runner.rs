@@ -29,6 +29,40 @@ pub struct Runner {
     parallel: bool,
 }
 
+/// Returns `make_env` unchanged, with its signature fixed as the runner
+/// needs it: `Fn(&mut ChaCha8Rng) -> Result<E>` for every borrow of the
+/// environment stream.
+///
+/// A closure written in a `let` and used later, `let env = |_rng|
+/// Bernoulli::new(…);`, gets its argument type from the first use and is
+/// then tied to one particular borrow, so the runner refuses it with
+/// "implementation of `Fn` is not general enough". Either annotate the
+/// argument (`|_rng: &mut ChaCha8Rng|`) or write the closure inside this
+/// call, where its signature is known:
+///
+/// ```
+/// use refit::env::Bernoulli;
+/// use refit::learner::{Refit, RefitConfig};
+/// use refit::run::{Runner, env_fn};
+/// let env = env_fn(|_rng| Bernoulli::new(vec![0.2f64, 0.8]));
+/// let runner = Runner::new(50, 2)?;
+/// let a = runner.run(&env, || Refit::tabular(2, RefitConfig::default()))?;
+/// let b = runner.run(&env, || Refit::tabular(2, RefitConfig::default()))?;
+/// assert_eq!(a, b);
+/// # Ok::<(), refit::Error>(())
+/// ```
+pub fn env_fn<F, E, G>(make_env: G) -> G
+where
+    F: Real,
+    E: Environment<F>,
+    G: Fn(&mut ChaCha8Rng) -> Result<E>,
+{
+    make_env
+}
+
+/// Steps between two calls of [`Observe::progress`].
+const PROGRESS_EVERY: usize = 64;
+
 /// Largest number of seed groups a run is split into.
 const MAX_GROUPS: usize = 16;
 
@@ -301,6 +335,13 @@ where
                 .map_err(fail(t + 1))?;
         }
         on_record(Record::Step(t, step));
+        if let Some(report) = observe.progress {
+            if (t + 1) % PROGRESS_EVERY == 0 {
+                report(PROGRESS_EVERY);
+            } else if t + 1 == steps {
+                report(steps % PROGRESS_EVERY);
+            }
+        }
         if let Some((sh, shadow_learner, next)) = &mut shadow {
             if sh.at.get(*next) == Some(&(t + 1)) {
                 let mut sums = [0.0; 3];

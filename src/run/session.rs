@@ -64,8 +64,18 @@ impl<F: Real, E: Environment<F>, L: Learner<F>> Session<F, E, L> {
         let env = make_env(&mut env_rng)?;
         let learner = make_learner()?;
         let (k, d) = (env.num_actions(), env.context_dim());
-        crate::policy::check_len("learner actions", learner.num_actions(), k)?;
-        crate::policy::check_len("learner context_dim", learner.context_dim(), d)?;
+        for (what, learner, environment) in [
+            ("number of actions K", learner.num_actions(), k),
+            ("context length d", learner.context_dim(), d),
+        ] {
+            if learner != environment {
+                return Err(Error::Mismatch {
+                    what,
+                    learner,
+                    environment,
+                });
+            }
+        }
         Ok(Self {
             seed,
             steps_done: 0,

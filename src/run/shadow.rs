@@ -71,6 +71,10 @@ pub struct Observe<'a, F, L, E> {
     /// the values are averaged across seeds into [`Summary::finish`].
     #[allow(clippy::type_complexity)]
     pub finish: Option<&'a (dyn Fn(&mut L, &E) -> Result<f64> + Sync)>,
+    /// Told how many steps were played since its last call, every 64 steps
+    /// of a seed and at the seed's last step, from whichever thread plays
+    /// the seed: a progress bar's `inc`. The library itself prints nothing.
+    pub progress: Option<&'a (dyn Fn(usize) + Sync)>,
 }
 
 impl<F, L, E> Default for Observe<'_, F, L, E> {
@@ -78,6 +82,7 @@ impl<F, L, E> Default for Observe<'_, F, L, E> {
         Self {
             shadow: None,
             finish: None,
+            progress: None,
         }
     }
 }
@@ -87,6 +92,7 @@ impl<F, L, E> std::fmt::Debug for Observe<'_, F, L, E> {
         f.debug_struct("Observe")
             .field("shadow", &self.shadow.is_some())
             .field("finish", &self.finish.is_some())
+            .field("progress", &self.progress.is_some())
             .finish()
     }
 }

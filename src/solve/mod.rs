@@ -210,6 +210,10 @@ pub struct Fit<F> {
     pub theta: Vec<F>,
     /// How the solve went.
     pub report: Report<F>,
+    /// The optimal probabilities π*(a) (length K) when the optimum is the
+    /// closed form (λ = 0), zeros included; `None` otherwise.
+    /// [`crate::policy::Fixed`] makes them a policy.
+    pub probabilities: Option<Vec<F>>,
 }
 
 /// Solves the refit objective J(θ) = Σ_s w_s log π_θ(a_s | x_s) − (λ/2)‖θ‖²
@@ -260,12 +264,20 @@ pub fn fit<F: Real, P: Policy<F>>(
         let theta = (0..policy.num_params())
             .map(|i| probs[i / per_action].ln())
             .collect();
-        return Ok(Fit { theta, report });
+        return Ok(Fit {
+            theta,
+            report,
+            probabilities: Some(probs),
+        });
     }
     let mut theta = policy.params();
     let mut obj = LogLikelihood::new(policy.clone(), data.clone(), lambda, Weighting::Identity)?;
     let report = solve(&mut obj, &mut theta, options)?;
-    Ok(Fit { theta, report })
+    Ok(Fit {
+        theta,
+        report,
+        probabilities: None,
+    })
 }
 
 /// Whether `policy` is a linear softmax (p = K·d, logits linear) and every
@@ -295,7 +307,7 @@ fn is_linear_on_tabular<F: Real, P: Policy<F>>(policy: &P, data: &Dataset<F>) ->
 /// ```
 ///
 /// # Errors
-/// [`Error::Length`] if the lengths disagree; [`Error::NegativeWeight`],
+/// [`Error::Length`] if the lengths disagree; [`Error::NegativeSampleWeight`],
 /// [`Error::NonFiniteContext`], [`Error::ActionOutOfRange`];
 /// [`Error::InvalidLambda`] for λ < 0, [`Error::ZeroLambda`] for λ = 0 on a
 /// non-tabular dataset; [`Error::InvalidParameter`] for bad options;
