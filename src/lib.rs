@@ -84,6 +84,7 @@
 pub mod checkpoint;
 pub mod env;
 pub mod error;
+pub mod grid;
 pub mod history;
 mod kernels;
 pub mod learner;

@@ -37,6 +37,7 @@ mod bernoulli;
 mod drifting;
 mod finite_context;
 mod gaussian;
+mod gridnav;
 mod linear_adf;
 mod linear_contextual;
 
@@ -44,6 +45,7 @@ pub use bernoulli::Bernoulli;
 pub use drifting::Drifting;
 pub use finite_context::FiniteContext;
 pub use gaussian::Gaussian;
+pub use gridnav::{GridConfig, GridNav};
 pub use linear_adf::LinearAdf;
 pub use linear_contextual::LinearContextual;
 

@@ -22,12 +22,14 @@
 mod adf;
 mod fixed;
 mod linear;
+mod planner;
 mod tabular;
 
 pub use crate::kernels::Normalizer;
 pub use adf::ActionFeatures;
 pub use fixed::Fixed;
 pub use linear::LinearSoftmax;
+pub use planner::{Planner, alignment, soft_value_iteration};
 pub use tabular::Tabular;
 
 pub(crate) use crate::kernels::sample;

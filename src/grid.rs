@@ -1,0 +1,106 @@
+//! Grid geometry shared by [`crate::env::GridNav`] and
+//! [`crate::policy::Planner`]: moves, breadth-first distances, and reading
+//! an observation back from its planes.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+/// The four moves, as (row, column) offsets: up, down, left, right.
+pub const MOVES: [(isize, isize); 4] = [(-1, 0), (1, 0), (0, -1), (0, 1)];
+
+/// Observation channels of [`GridNav`], each an n×n plane of 0/1.
+pub const CHANNELS: [&str; 4] = ["wall", "agent", "goal", "cue"];
+
+/// The cell a move from `cell` leads to on an n×n grid (itself if blocked).
+pub fn step_cell(n: usize, walls: &[bool], cell: usize, m: usize) -> usize {
+    let (r, c) = ((cell / n) as isize, (cell % n) as isize);
+    let (dr, dc) = MOVES[m];
+    let (r2, c2) = (r + dr, c + dc);
+    if r2 < 0 || c2 < 0 || r2 >= n as isize || c2 >= n as isize {
+        return cell;
+    }
+    let next = r2 as usize * n + c2 as usize;
+    if walls[next] { cell } else { next }
+}
+
+/// Breadth-first distances to `from` (u32::MAX where unreachable or a wall).
+pub fn bfs(n: usize, walls: &[bool], from: usize) -> Vec<u32> {
+    let mut dist = vec![u32::MAX; n * n];
+    if walls[from] {
+        return dist;
+    }
+    let mut queue = std::collections::VecDeque::with_capacity(n * n);
+    dist[from] = 0;
+    queue.push_back(from);
+    while let Some(c) = queue.pop_front() {
+        for m in 0..4 {
+            let next = step_cell(n, walls, c, m);
+            if dist[next] == u32::MAX {
+                dist[next] = dist[c] + 1;
+                queue.push_back(next);
+            }
+        }
+    }
+    dist
+}
+
+/// A [`crate::env::GridNav`] observation read back from its planes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Wall cells.
+    pub walls: Vec<bool>,
+    /// The agent's cell.
+    pub agent: usize,
+    /// The goal's cell.
+    pub goal: usize,
+    /// The cue cell, if any is marked.
+    pub cue: Option<usize>,
+}
+
+impl Observation {
+    /// Reads the planes of a 4·n² context: walls where the wall plane is
+    /// > ½, the agent and goal where their planes are largest (> ½).
+    pub fn parse<F: Real>(n: usize, x: &[F]) -> Result<Self> {
+        let cells = n * n;
+        if x.len() != 4 * cells {
+            return Err(Error::Length {
+                name: "context",
+                expected: 4 * cells,
+                got: x.len(),
+            });
+        }
+        let half = F::c(0.5);
+        let walls: Vec<bool> = x[..cells].iter().map(|v| *v > half).collect();
+        let argmax = |plane: &[F]| -> Option<usize> {
+            let (i, v) = plane
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, F::neg_infinity()),
+                    |b, (i, v)| if *v > b.1 { (i, *v) } else { b },
+                );
+            (v > half).then_some(i)
+        };
+        let bad = |what: &'static str| Error::InvalidParameter {
+            name: "context",
+            value: 0.0,
+            expected: what,
+        };
+        let agent =
+            argmax(&x[cells..2 * cells]).ok_or(bad("a GridNav observation with an agent cell"))?;
+        let goal = argmax(&x[2 * cells..3 * cells])
+            .ok_or(bad("a GridNav observation with a goal cell"))?;
+        if walls[agent] || walls[goal] {
+            return Err(bad(
+                "a GridNav observation whose agent and goal are not walls",
+            ));
+        }
+        let cue = argmax(&x[3 * cells..]);
+        Ok(Self {
+            walls,
+            agent,
+            goal,
+            cue,
+        })
+    }
+}
