@@ -57,7 +57,7 @@ impl<F: Real> Estimator<F> {
 /// its supremum lies at infinity). Gradients are exact; for a policy with
 /// [`Policy::logits_linear`] so are the Hessian-vector products (formulas
 /// in docs/ARCHITECTURE.md, "Objectives"); for other policies they are
-/// central differences of the exact gradient (three passes each). The
+/// central differences of the exact gradient (two passes each). The
 /// convergence scale is 1 + (1/n) Σ |r_t|/μ_t.
 ///
 /// Without clipping, V̂ depends on the rows of one context only through
@@ -583,13 +583,14 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
                 .map(|(t, vi)| *t + s * h * *vi)
                 .collect()
         };
+        // The remembered θ and what its evaluation left are put back
+        // afterwards, whatever happens: two passes per product, not three.
+        let saved = (self.model.clone(), std::mem::take(&mut self.state));
         let result = (|| {
             self.value_grad(&shifted(F::one()), &mut gp)?;
             self.value_grad(&shifted(-F::one()), &mut gm)
         })();
-        // Back to the remembered θ, whatever happened.
-        let mut g = vec![F::zero(); p];
-        self.value_grad(&theta, &mut g)?;
+        (self.model, self.state) = saved;
         result?;
         let inv = F::one() / (F::c(2.0) * h);
         for ((o, a), b) in out.iter_mut().zip(&gp).zip(&gm) {

@@ -298,9 +298,10 @@ impl<F: Real, P: Policy<F>> Objective<F> for LogLikelihood<F, P> {
         F::one() + self.data.total_weight()
     }
 
-    /// Concave unless a row's total weight is negative (signed weights).
+    /// Concave when the logits are linear in θ and no row's total weight
+    /// is negative (signed weights); a planner's logits, say, are not.
     fn concave(&self) -> bool {
-        !self.data.has_negative_row()
+        self.model.logits_linear() && !self.data.has_negative_row()
     }
 }
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::needless_range_loop)] // index loops over moves and cells read as the math does
 
-use super::{Policy, check_context, check_len};
+use super::{Policy, Rows, check_context, check_len, softmax_in_place};
 use crate::error::{Error, Result};
 use crate::grid::{MOVES, Observation, step_cell};
 use crate::real::Real;
@@ -23,7 +23,8 @@ pub const W_CUE: usize = 3;
 ///
 /// * a reward map R_w(c) = Σ_ch w_ch · channel_ch(c) over the cells (the
 ///   channels wall, agent, goal, cue): **w is the planner's own objective**;
-/// * k sweeps of soft value iteration on the grid, V_0 = 0,
+/// * k sweeps of soft value iteration on the grid (its horizon: a goal
+///   more than k moves away is invisible to the plan), V_0 = 0,
 ///   Q_i(c, m) = R(c′) + γ V_{i−1}(c′) with c′ the cell move m leads to,
 ///   V_i(c) = τ log Σ_m exp(Q_i(c, m)/τ);
 /// * logits over the agent's four moves z_m = β · Q_{k+1}(agent, m) +
@@ -45,9 +46,16 @@ pub const W_CUE: usize = 3;
 /// let mut env = GridNav::<f64>::new(GridConfig::default())?;
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
 /// let mut x = vec![0.0; env.context_dim()];
-/// env.next_context(&mut rng, &mut x)?;
+/// // A grid whose goal is within the planner's horizon of k = 10 sweeps.
+/// loop {
+///     env.next_context(&mut rng, &mut x)?;
+///     let (agent, _, _) = env.cells();
+///     if env.distances()[agent] <= 8 {
+///         break;
+///     }
+/// }
 /// let mut pi = Planner::<f64>::new(7, 10, 0.1, 0.9)?;
-/// pi.set_params(&[0.0, 0.0, 5.0, 0.0, 1.0, 0.0, 0.0, 0.0])?; // seek the goal
+/// pi.set_params(&[0.0, 0.0, 10.0, 0.0, 10.0, 0.0, 0.0, 0.0])?; // seek the goal
 /// let p = pi.probabilities(&x)?;
 /// let mut mu = vec![0.0; 4];
 /// env.expected_rewards(&mut mu)?;
@@ -323,13 +331,7 @@ impl<F: Real> Policy<F> for Planner<F> {
     fn logits_into(&self, x: &[F], out: &mut [F]) -> Result<()> {
         check_len("out", out.len(), 4)?;
         let fw = self.forward(x)?;
-        let (beta, u) = (self.theta[BETA], &self.theta[NW + 1..]);
-        for m in 0..4 {
-            out[m] = beta * fw.q[m] + u.iter().zip(&fw.f[m]).map(|(a, b)| *a * *b).sum::<F>();
-        }
-        if out.iter().any(|z| !z.is_finite()) {
-            return Err(Error::NonFiniteLogits);
-        }
+        out.copy_from_slice(&self.logits_of(&fw)?);
         Ok(())
     }
 
@@ -343,6 +345,76 @@ impl<F: Real> Policy<F> for Planner<F> {
         }
         check_len("grad", grad.len(), self.theta.len())?;
         let fw = self.forward(x)?;
+        self.backward(&fw, x, c, grad);
+        Ok(())
+    }
+
+    /// One forward and one reverse pass per row, where the default pass
+    /// runs the forward twice (once for π, once inside the vector–Jacobian
+    /// product).
+    fn loglik_pass(
+        &self,
+        rows: Rows<'_, F>,
+        grad: &mut [F],
+        mut probs: Option<&mut [F]>,
+        _scratch: &mut Vec<F>,
+    ) -> Result<F> {
+        check_len("grad", grad.len(), self.theta.len())?;
+        let mut value = F::zero();
+        for i in 0..rows.len() {
+            let Some((x, w, c)) = rows.get(i) else { break };
+            let fw = self.forward(x)?;
+            let mut z = self.logits_of(&fw)?;
+            let wz: F = w.iter().zip(z.iter()).map(|(a, b)| *a * *b).sum();
+            let norm = softmax_in_place(&mut z).ok_or(Error::NonFiniteLogits)?;
+            value += wz - c * norm.log_partition();
+            let mut r = [F::zero(); 4];
+            for ((ra, &wa), &pa) in r.iter_mut().zip(w).zip(z.iter()) {
+                *ra = wa - c * pa;
+            }
+            self.backward(&fw, x, &r, grad);
+            if let Some(dst) = probs
+                .as_deref_mut()
+                .and_then(|p| p.get_mut(i * rows.stride..i * rows.stride + 4))
+            {
+                dst.copy_from_slice(&z);
+            }
+        }
+        Ok(value)
+    }
+
+    fn validate(&self) -> Result<()> {
+        use crate::error::ensure;
+        ensure(
+            self.n >= 2
+                && self.sweeps >= 1
+                && self.tau.is_finite()
+                && self.tau > F::zero()
+                && self.gamma > F::zero()
+                && self.gamma <= F::one()
+                && self.theta.len() == NW + 1 + NU
+                && self.theta.iter().all(|v| v.is_finite()),
+            "planner",
+        )
+    }
+}
+
+impl<F: Real> Planner<F> {
+    /// The logits β·Q(agent, m) + u·f(m) of a forward pass.
+    fn logits_of(&self, fw: &Forward<F>) -> Result<[F; 4]> {
+        let (beta, u) = (self.theta[BETA], &self.theta[NW + 1..]);
+        let mut z = [F::zero(); 4];
+        for m in 0..4 {
+            z[m] = beta * fw.q[m] + u.iter().zip(&fw.f[m]).map(|(a, b)| *a * *b).sum::<F>();
+        }
+        if z.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteLogits);
+        }
+        Ok(z)
+    }
+
+    /// grad += ∇θ Σ_m c_m z_m, by the reverse pass through the sweeps of `fw`.
+    fn backward(&self, fw: &Forward<F>, x: &[F], c: &[F], grad: &mut [F]) {
         let cells = self.n * self.n;
         let beta = self.theta[BETA];
         let a = fw.obs.agent;
@@ -389,21 +461,5 @@ impl<F: Real> Policy<F> for Planner<F> {
         for j in 0..NU {
             grad[NW + 1 + j] += g_u[j];
         }
-        Ok(())
-    }
-
-    fn validate(&self) -> Result<()> {
-        use crate::error::ensure;
-        ensure(
-            self.n >= 2
-                && self.sweeps >= 1
-                && self.tau.is_finite()
-                && self.tau > F::zero()
-                && self.gamma > F::zero()
-                && self.gamma <= F::one()
-                && self.theta.len() == NW + 1 + NU
-                && self.theta.iter().all(|v| v.is_finite()),
-            "planner",
-        )
     }
 }

@@ -1,0 +1,87 @@
+//! The learned planner on 7×7 grid worlds with k = 10 sweeps: one act +
+//! learn of the REINFORCE learner, and one pass of the refit objective over
+//! 10³ stored grids.
+//!
+//! `cargo bench --bench planner`. Targets (2-core machine, release, f64):
+//! act + learn ≤ 25 µs; one refit pass over 10³ grids ≤ 40 ms.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use refit::env::{Environment, GridConfig, GridNav};
+use refit::learner::{Baseline, Incremental, Learner, StepSize};
+use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
+use refit::policy::{Planner, Policy};
+
+fn planner() -> Planner<f64> {
+    let mut p = Planner::new(7, 10, 0.3, 0.9).expect("planner");
+    p.set_params(&[0.1, -0.5, 2.0, 0.7, 1.5, -0.5, 1.0, 0.2])
+        .expect("finite");
+    p
+}
+
+fn grids(n: usize, seed: u64) -> (Vec<Vec<f64>>, GridNav<f64>, ChaCha8Rng) {
+    let mut env = GridNav::new(GridConfig {
+        rho: 0.8,
+        ..GridConfig::default()
+    })
+    .expect("env");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let out = (0..n)
+        .map(|_| {
+            let mut x = vec![0.0; env.context_dim()];
+            env.next_context(&mut rng, &mut x).expect("context");
+            x
+        })
+        .collect();
+    (out, env, rng)
+}
+
+fn act_learn(c: &mut Criterion) {
+    let (xs, _, _) = grids(64, 1);
+    let mut learner = Incremental::new(planner(), StepSize::Constant(0.01), Baseline::RunningMean)
+        .expect("learner");
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut i = 0;
+    c.bench_function("planner act+learn 7x7 k=10", |b| {
+        b.iter(|| {
+            let x = &xs[i % xs.len()];
+            i += 1;
+            let d = learner.act(black_box(x), &mut rng).expect("act");
+            learner
+                .learn(
+                    x,
+                    d.action,
+                    f64::from(u8::from(d.action == 0)),
+                    d.propensity,
+                )
+                .expect("learn")
+        })
+    });
+}
+
+fn refit_pass(c: &mut Criterion) {
+    let (xs, _, _) = grids(1000, 3);
+    let p = planner();
+    let mut data = Dataset::new(4, p.context_dim(), true).expect("dataset");
+    for (i, x) in xs.iter().enumerate() {
+        data.push(x, i % 4, 1.0).expect("point");
+    }
+    let mut obj = LogLikelihood::new(p.clone(), data, 1.0, Weighting::Identity).expect("objective");
+    let theta = p.params();
+    let mut grad = vec![0.0; theta.len()];
+    let mut group = c.benchmark_group("planner refit pass");
+    group.sample_size(20);
+    group.bench_function("value and gradient over 10^3 grids", |b| {
+        b.iter(|| {
+            obj.value_grad_only(black_box(&theta), &mut grad)
+                .expect("pass")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(planner_benches, act_learn, refit_pass);
+criterion_main!(planner_benches);
