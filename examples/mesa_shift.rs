@@ -17,14 +17,16 @@
 //! `refit-er` refits the importance-weighted expected return Σ r π/μ −
 //! (λ/2)‖θ‖² (the policy optimal on the history) before every action.
 //!
-//! Printed per ρ and learner (mean ± standard error over seeds): regret per
-//! step before and after the shift; the alignment a = w_goal / (|w_goal| +
-//! |w_cue|) of the final mesa-objective (1 seeks the goal, ½ cannot tell
-//! goal from cue, 0 seeks the cue); how much the policy rests on the plan
-//! (β‖w‖) against the reflexes (‖u‖); and for the refit learners, from a
-//! multi-start on the final history, how many distinct optima it has and
-//! how far apart their alignments lie (`spread`) — whether the history
-//! determines the mesa-objective at all.
+//! Printed per ρ and learner (mean ± standard error over seeds): expected
+//! regret per step before and after the shift; the alignment a = w_goal /
+//! (|w_goal| + |w_cue|) of the mesa-objective at the shift (what training
+//! taught) and at the end (the learners keep learning after the shift): 1
+//! seeks the goal, ½ cannot tell goal from cue, 0 seeks the cue; how much the policy rests on the plan
+//! (β‖w‖) against the reflexes (‖u‖); and for the refit learners, on the
+//! history at the shift, how many distinct optima a multi-start finds and
+//! how far apart their alignments lie (`spread`), and the curvature of the
+//! data term along w_goal − w_cue (`curv g−c`): 0 when the history cannot
+//! tell goal from cue, whatever the objective.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ use refit::env::{Environment, GridConfig, GridNav};
 use refit::history::History;
 use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig};
 use refit::objective::{Estimator, ExpectedReturn, Objective};
-use refit::policy::{Planner, Policy, alignment};
+use refit::policy::{Planner, Policy};
 use refit::run::{env_rng, learner_rng};
 use refit::solve::{MultiStartOptions, Options, multi_start};
 
@@ -48,10 +50,10 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,0.95,0.8", value_parser = probability)]
     rho: Vec<f64>,
     /// Seeds per ρ and learner
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
-    /// Steps per seed
-    #[arg(long, default_value_t = 240, value_parser = clap::value_parser!(u64).range(4..))]
+    /// Steps per seed (a refit before every action: the cost grows with the square)
+    #[arg(long, default_value_t = 160, value_parser = clap::value_parser!(u64).range(4..))]
     steps: u64,
     /// Step of the shift (default: half the steps)
     #[arg(long)]
@@ -117,8 +119,9 @@ struct SeedRun {
     /// Alignment of the learner's θ after every step.
     alignment: Vec<f64>,
     theta: Vec<f64>,
-    /// Distinct optima of the final history and the spread of their alignments.
-    optima: Option<(usize, f64)>,
+    /// On the history at the shift: distinct optima, the spread of their
+    /// alignments, and the curvature of the data term along w_goal − w_cue.
+    optima: Option<(usize, f64, f64)>,
 }
 
 fn main() -> ExitCode {
@@ -247,7 +250,7 @@ fn play(
                 steps,
                 tick,
                 |l| l.theta(),
-                |l| uniqueness(l.objective(), &l.theta(), args),
+                |l| identifiability(l.objective(), &l.theta(), lambda, args),
             )
         }
         _ => {
@@ -267,20 +270,31 @@ fn play(
                 steps,
                 tick,
                 |l| l.theta(),
-                |l| uniqueness(l.objective(), &l.theta(), args),
+                |l| identifiability(l.objective(), &l.theta(), lambda, args),
             )
         }
     }
 }
 
-/// Distinct local optima of a refit objective from a multi-start around θ,
-/// and the spread (max − min) of their alignments.
-fn uniqueness<O: Objective<f64> + Clone>(
+/// How well a refit learner's history determines its mesa-objective: a
+/// multi-start around θ (distinct optima, spread of their alignments), and
+/// the curvature vᵀ(−∇²J_data)v of the data term along v = (e_goal −
+/// e_cue)/√2 at θ — exactly 0 when the cue always sat on the goal.
+fn identifiability<O: Objective<f64> + Clone>(
     obj: &O,
     theta: &[f64],
+    lambda: f64,
     args: &Args,
-) -> refit::Result<Option<(usize, f64)>> {
+) -> refit::Result<Option<(usize, f64, f64)>> {
     let mut obj = obj.clone();
+    let mut g = vec![0.0; theta.len()];
+    obj.value_grad(theta, &mut g)?;
+    let mut v = vec![0.0; theta.len()];
+    v[2] = std::f64::consts::FRAC_1_SQRT_2;
+    v[3] = -std::f64::consts::FRAC_1_SQRT_2;
+    let mut hv = vec![0.0; theta.len()];
+    obj.neg_hess_vec(&v, &mut hv)?;
+    let curvature = v.iter().zip(&hv).map(|(a, b)| a * b).sum::<f64>() - lambda;
     let ms = multi_start(
         &mut obj,
         theta,
@@ -288,10 +302,10 @@ fn uniqueness<O: Objective<f64> + Clone>(
             starts: usize::try_from(args.starts).unwrap_or(4),
             seed: 7,
             spread: 1.0,
-            distinct: 1e-3,
+            distinct: 0.02,
         },
         &Options {
-            tol: 1e-6,
+            tol: 1e-8,
             curvature_steps: 0,
             ..Options::default()
         },
@@ -306,6 +320,7 @@ fn uniqueness<O: Objective<f64> + Clone>(
     Ok(Some((
         ms.maxima.len(),
         if a.is_empty() { f64::NAN } else { spread },
+        curvature,
     )))
 }
 
@@ -316,7 +331,7 @@ fn episode<L: Learner<f64>>(
     steps: usize,
     tick: &dyn Fn(),
     theta: impl Fn(&L) -> Vec<f64>,
-    optima: impl Fn(&L) -> refit::Result<Option<(usize, f64)>>,
+    optima: impl Fn(&L) -> refit::Result<Option<(usize, f64, f64)>>,
 ) -> refit::Result<SeedRun> {
     let mut env = GridNav::new(config)?;
     let (mut erng, mut lrng) = (env_rng(seed), learner_rng(seed));
@@ -328,7 +343,11 @@ fn episode<L: Learner<f64>>(
         theta: Vec::new(),
         optima: None,
     };
-    for _ in 0..steps {
+    let shift = config.shift;
+    for t in 0..steps {
+        if t == shift {
+            run.optima = optima(&learner)?;
+        }
         env.next_context(&mut erng, &mut x)?;
         env.expected_rewards(&mut mu)?;
         let d = learner.act(&x, &mut lrng)?;
@@ -343,8 +362,17 @@ fn episode<L: Learner<f64>>(
         tick();
     }
     run.theta = theta(&learner);
-    run.optima = optima(&learner)?;
     Ok(run)
+}
+
+/// The alignment a = w_goal / (|w_goal| + |w_cue|) of a planner's θ, ½
+/// (undetermined) while both weights are below 10⁻⁶.
+fn alignment(theta: &[f64]) -> Option<f64> {
+    let (g, c) = (theta[2], theta[3]);
+    if g.abs() + c.abs() < 1e-6 {
+        return Some(0.5);
+    }
+    refit::policy::alignment(theta)
 }
 
 fn mean_se(v: &[f64]) -> (f64, f64) {
@@ -363,16 +391,18 @@ fn print_table(args: &Args, shift: usize, steps: usize, runs: &[Vec<Vec<SeedRun>
         args.seeds, args.lambda, args.alpha
     );
     println!(
-        "  {:<5} {:<9} {:>16} {:>16} {:>16} {:>14} {:>14} {:>12} {:>10}",
+        "  {:<5} {:<9} {:>15} {:>15} {:>13} {:>13} {:>13} {:>13} {:>7} {:>7} {:>9}",
         "ρ",
         "learner",
-        "regret/step <",
-        "regret/step ≥",
-        "alignment a",
+        "regret < shift",
+        "regret ≥ shift",
+        "a at shift",
+        "a at end",
         "β‖w‖",
         "‖u‖",
         "optima",
-        "spread a"
+        "spread",
+        "curv g−c"
     );
     for (r, rho) in args.rho.iter().enumerate() {
         for (l, name) in LEARNERS.iter().enumerate() {
@@ -380,11 +410,20 @@ fn print_table(args: &Args, shift: usize, steps: usize, runs: &[Vec<Vec<SeedRun>
             let per = |f: &dyn Fn(&SeedRun) -> f64| mean_se(&rs.iter().map(f).collect::<Vec<_>>());
             let before = per(&|s| s.regret[..shift].iter().sum::<f64>() / shift as f64);
             let after = per(&|s| s.regret[shift..].iter().sum::<f64>() / (steps - shift) as f64);
+            let a_shift = per(&|s| s.alignment[shift - 1]);
             let a = per(&|s| alignment(&s.theta).unwrap_or(0.5));
             let plan =
                 per(&|s| s.theta[4].abs() * s.theta[..4].iter().map(|w| w * w).sum::<f64>().sqrt());
             let reflex = per(&|s| s.theta[5..].iter().map(|u| u * u).sum::<f64>().sqrt());
             let optima = rs.iter().filter_map(|s| s.optima).collect::<Vec<_>>();
+            let curvature = if optima.is_empty() {
+                "—".to_string()
+            } else {
+                format!(
+                    "{:.1e}",
+                    mean_se(&optima.iter().map(|o| o.2).collect::<Vec<_>>()).0
+                )
+            };
             let (count, spread) = if optima.is_empty() {
                 ("—".to_string(), "—".to_string())
             } else {
@@ -405,16 +444,18 @@ fn print_table(args: &Args, shift: usize, steps: usize, runs: &[Vec<Vec<SeedRun>
             };
             let pm = |x: (f64, f64), p: usize| format!("{:.p$} ± {:.p$}", x.0, x.1);
             println!(
-                "  {:<5} {:<9} {:>16} {:>16} {:>16} {:>14} {:>14} {:>12} {:>10}",
+                "  {:<5} {:<9} {:>15} {:>15} {:>13} {:>13} {:>13} {:>13} {:>7} {:>7} {:>9}",
                 rho,
                 name,
                 pm(before, 3),
                 pm(after, 3),
+                pm(a_shift, 2),
                 pm(a, 2),
                 pm(plan, 2),
                 pm(reflex, 2),
                 count,
-                spread
+                spread,
+                curvature
             );
         }
     }

@@ -184,7 +184,14 @@ impl<F: Real> Planner<F> {
                 next[4 * c + m] = step_cell(self.n, &obs.walls, c, m);
             }
         }
-        let (values, weights) = soft_sweeps(&next, &reward, self.sweeps, self.tau, self.gamma);
+        let (values, weights) = soft_sweeps(
+            &next,
+            &obs.walls,
+            &reward,
+            self.sweeps,
+            self.tau,
+            self.gamma,
+        );
         let a = obs.agent;
         let mut q = [F::zero(); 4];
         let mut f = [[F::zero(); NU]; 4];
@@ -235,6 +242,7 @@ pub fn alignment<F: Real>(theta: &[F]) -> Option<F> {
 /// V_k and the softmax weights of every sweep (k × cells × 4).
 fn soft_sweeps<F: Real>(
     next: &[usize],
+    walls: &[bool],
     reward: &[F],
     sweeps: usize,
     tau: F,
@@ -248,15 +256,29 @@ fn soft_sweeps<F: Real>(
     for i in 0..sweeps {
         let wi = &mut weights[i * cells * 4..(i + 1) * cells * 4];
         for c in 0..cells {
+            // No move enters a wall, so a wall's value is never used.
+            if walls[c] {
+                continue;
+            }
             let mut q = [F::zero(); 4];
             for m in 0..4 {
                 let to = next[4 * c + m];
                 q[m] = reward[to] + gamma * v[to];
             }
-            let top = q.iter().fold(F::neg_infinity(), |a, b| a.max(*b));
+            let mut best = 0;
+            for m in 1..4 {
+                if q[m] > q[best] {
+                    best = m;
+                }
+            }
+            let top = q[best];
             let mut sum = F::zero();
             for m in 0..4 {
-                let e = ((q[m] - top) * inv).exp();
+                let e = if m == best {
+                    F::one()
+                } else {
+                    ((q[m] - top) * inv).exp()
+                };
                 wi[4 * c + m] = e;
                 sum += e;
             }
@@ -294,7 +316,7 @@ pub fn soft_value_iteration<F: Real>(
             next[4 * c + m] = step_cell(n, walls, c, m);
         }
     }
-    Ok(soft_sweeps(&next, reward, sweeps, temperature, discount).0)
+    Ok(soft_sweeps(&next, walls, reward, sweeps, temperature, discount).0)
 }
 
 impl<F: Real> Policy<F> for Planner<F> {
