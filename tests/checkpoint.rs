@@ -4,8 +4,9 @@
 
 use proptest::prelude::*;
 use refit::env::{Drifting, LinearContextual};
-use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
-use refit::objective::Weighting;
+use refit::history::History;
+use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, Schedule, StepSize};
+use refit::objective::{Estimator, ExpectedReturn, Weighting};
 use refit::policy::{LinearSoftmax, Tabular};
 use refit::run::Step;
 use refit::session::Session;
@@ -59,6 +60,28 @@ fn incremental_run_resumes_bit_identically() {
 #[test]
 fn refit_run_resumes_bit_identically() {
     let (a, b) = traces(refit_learner, 61, 200);
+    assert_eq!(a, b);
+}
+
+type ErLearner = Refit<f64, LinearSoftmax<f64>, ExpectedReturn<f64, LinearSoftmax<f64>>>;
+
+fn expected_return_learner() -> refit::Result<ErLearner> {
+    let obj = ExpectedReturn::new(
+        LinearSoftmax::new(5, 4)?,
+        History::new(4),
+        1.0,
+        Estimator::SelfNormalized,
+        Some(20.0),
+    )?
+    .summed();
+    Refit::with_objective(obj, Schedule::default())
+}
+
+#[test]
+fn expected_return_refit_run_resumes_bit_identically() {
+    // The objective's cached pass state is not saved: it is rebuilt from
+    // the logs, with the same bits.
+    let (a, b) = traces(expected_return_learner, 23, 60);
     assert_eq!(a, b);
 }
 

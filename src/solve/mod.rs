@@ -132,7 +132,14 @@ pub struct Options<F> {
     /// Lanczos steps of the curvature check that [`trust_region`] runs at a
     /// stationary point (default 20, capped at the dimension; 0 turns the
     /// check off). The concave solvers ignore it.
+    #[cfg_attr(feature = "serde", serde(default = "default_curvature_steps"))]
     pub curvature_steps: usize,
+}
+
+/// [`Options::curvature_steps`] of a checkpoint written before it existed.
+#[cfg(feature = "serde")]
+fn default_curvature_steps() -> usize {
+    20
 }
 
 impl<F: Real> Default for Options<F> {
