@@ -61,15 +61,22 @@
 //! # Layout
 //! * [`policy`]: the policy model over flat parameters ([`policy::Policy`])
 //!   and its families ([`policy::LinearSoftmax`], [`policy::Tabular`],
-//!   [`policy::ActionFeatures`]), with the helpers a user's own policy needs;
+//!   [`policy::ActionFeatures`], [`policy::Planner`], [`policy::Fixed`]),
+//!   with the helpers a user's own policy needs;
 //! * [`env`](mod@env): bandits that know their expected rewards, so regret is exact;
 //! * [`learner`]: the [`learner::Learner`] trait, [`learner::Incremental`]
 //!   and [`learner::Refit`];
-//! * [`objective`]: the refit objectives over a [`objective::Dataset`], kept
-//!   apart from the solvers;
-//! * [`solve`]: Newton, Newton-CG, the closed form, the warm-started refit,
-//!   and [`solve::fit`];
-//! * [`history`]: logged interactions with their propensities;
+//! * [`objective`]: the refit objectives — the weighted log-likelihood over
+//!   a [`objective::Dataset`] and the importance-weighted expected return
+//!   [`objective::ExpectedReturn`] — kept apart from the solvers;
+//! * [`solve`]: Newton, Newton-CG, the trust region for non-concave
+//!   objectives and its multi-start, the closed form, the warm-started
+//!   refit, [`solve::fit`] and [`solve::maximize`];
+//! * [`ope`]: off-policy evaluation (IPS, SNIPS, DM, DR) with intervals;
+//! * [`history`]: logged interactions with their propensities, from arrays
+//!   or CSV;
+//! * [`grid`]: the geometry of the grid worlds ([`env::GridNav`]) and the
+//!   learned planner ([`policy::Planner`]);
 //! * [`run`]: sessions, many seeds, common random numbers, per-step means
 //!   and standard errors, the shadow comparison, CSV.
 //!
