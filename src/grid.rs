@@ -8,7 +8,7 @@ use crate::real::Real;
 /// The four moves, as (row, column) offsets: up, down, left, right.
 pub const MOVES: [(isize, isize); 4] = [(-1, 0), (1, 0), (0, -1), (0, 1)];
 
-/// Observation channels of [`GridNav`], each an n×n plane of 0/1.
+/// Observation channels of [`crate::env::GridNav`], each an n×n plane of 0/1.
 pub const CHANNELS: [&str; 4] = ["wall", "agent", "goal", "cue"];
 
 /// The cell a move from `cell` leads to on an n×n grid (itself if blocked).

@@ -11,7 +11,7 @@
 //! which a policy may override with faster code.
 //!
 //! * [`LinearSoftmax`]: z = θ x with θ ∈ R^{K×d} (flat row-major, entry a·d + j);
-//! * [`Tabular`]: K logits and no context (the d = 1 linear policy at x = [1]);
+//! * [`Tabular`]: K logits and no context (the d = 1 linear policy at x = `[1]`);
 //! * [`ActionFeatures`]: the conditional logit, z_a = θ · φ_a(x) with one
 //!   feature vector per action and one shared θ ∈ R^p (Vowpal Wabbit's
 //!   action-dependent features).

@@ -124,7 +124,7 @@ impl<F: Real> Policy<F> for Tabular<F> {
         self.inner.add_loglik_neg_hessian(&[F::one()], w, c, h)
     }
 
-    /// The linear pass at x = [1] for every row: the rows' stored contexts
+    /// The linear pass at x = `[1]` for every row: the rows' stored contexts
     /// must be `[1]`, as [`crate::objective::Dataset`] stores them for a
     /// context-free policy; other rows are an [`crate::Error::InvalidParameter`].
     fn loglik_pass(

@@ -63,12 +63,12 @@ impl<F: Real> Shadow<F> {
     }
 }
 
-/// What [`Runner::run_observed`] watches besides the per-step statistics.
+/// What [`crate::run::Runner::run_observed`] watches besides the per-step statistics.
 pub struct Observe<'a, F, L, E> {
     /// A shadow comparison.
     pub shadow: Option<&'a Shadow<F>>,
     /// Called with each seed's learner and environment after its last step;
-    /// the values are averaged across seeds into [`Summary::finish`].
+    /// the values are averaged across seeds into [`crate::run::Summary::finish`].
     #[allow(clippy::type_complexity)]
     pub finish: Option<&'a (dyn Fn(&mut L, &E) -> Result<f64> + Sync)>,
     /// Told how many steps were played since its last call, every 64 steps

@@ -36,9 +36,9 @@ pub struct Summary {
     pub cumulative_regret: Series,
     /// Fraction of seeds that took an optimal action at step t.
     pub optimal: Series,
-    /// The shadow comparison, when one was asked for ([`Observe::shadow`]).
+    /// The shadow comparison, when one was asked for ([`crate::run::Observe::shadow`]).
     pub shadow: Option<ShadowSummary>,
-    /// Mean and standard error across seeds of [`Observe::finish`], when given.
+    /// Mean and standard error across seeds of [`crate::run::Observe::finish`], when given.
     pub finish: Option<(f64, f64)>,
     /// Mean time of one step of one seed (environment, act, learn, and any
     /// shadow work), in seconds of one core.
@@ -76,7 +76,7 @@ impl ShadowSummary {
     /// `step,kl_mean,kl_se,regret_online_mean,regret_online_se,regret_refit_mean,regret_refit_se`.
     ///
     /// # Errors
-    /// [`Error::Io`] if writing fails.
+    /// [`crate::Error::Io`] if writing fails.
     pub fn write_csv<W: Write>(&self, mut w: W) -> Result<()> {
         writeln!(
             w,
@@ -109,7 +109,7 @@ impl Summary {
     /// one row per step (steps are 1-based; `optimal_*` are fractions).
     ///
     /// # Errors
-    /// [`Error::Io`] if writing fails.
+    /// [`crate::Error::Io`] if writing fails.
     pub fn write_csv<W: Write>(&self, mut w: W) -> Result<()> {
         writeln!(
             w,
