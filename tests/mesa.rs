@@ -318,3 +318,36 @@ fn reinforce_on_rho_08_learns_a_goal_aligned_objective() {
     let w = learner.policy().objective_weights().to_vec();
     assert!(a > 0.6, "alignment {a}, w = {w:?}");
 }
+
+#[test]
+fn the_remembered_forward_pass_changes_no_bit() {
+    // act stores its forward pass; a learn on the same context and θ reuses
+    // it. The gradient must equal a fresh one bit for bit, and a changed θ
+    // or context must not reuse it.
+    let (mut g, mut rng) = env(21, GridConfig::default());
+    let mut x = vec![0.0; g.context_dim()];
+    let mut y = vec![0.0; g.context_dim()];
+    g.next_context(&mut rng, &mut x).expect("draws");
+    g.next_context(&mut rng, &mut y).expect("draws");
+    let mut pi = Planner::<f64>::new(7, 10, 0.3, 0.9).expect("valid");
+    pi.set_params(&[0.1, -0.4, 1.5, 0.6, 2.0, -0.3, 0.8, 0.1])
+        .expect("finite");
+    let c = [0.3, -0.1, -0.5, 0.3];
+    let fresh = |p: &Planner<f64>, at: &[f64]| {
+        let mut grad = vec![0.0; 8];
+        p.clone().add_logits_vjp(at, &c, &mut grad).expect("valid");
+        grad
+    };
+    for (stored_at, asked_at) in [(&x, &x), (&x, &y)] {
+        pi.probabilities(stored_at).expect("valid");
+        let mut grad = vec![0.0; 8];
+        pi.add_logits_vjp(asked_at, &c, &mut grad).expect("valid");
+        assert_eq!(grad, fresh(&pi, asked_at));
+    }
+    pi.probabilities(&x).expect("valid");
+    pi.set_params(&[0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+        .expect("finite");
+    let mut grad = vec![0.0; 8];
+    pi.add_logits_vjp(&x, &c, &mut grad).expect("valid");
+    assert_eq!(grad, fresh(&pi, &x));
+}
