@@ -79,7 +79,10 @@ pub struct Planner<F> {
 
 /// The last forward pass with its context and θ. A clone starts empty, and
 /// two memos compare equal: it changes no result, only saves a forward.
-struct Memo<F>(std::sync::Mutex<Option<(Vec<F>, Vec<F>, Forward<F>)>>);
+struct Memo<F>(std::sync::Mutex<Option<Remembered<F>>>);
+
+/// A forward pass with the context and θ it was made at.
+type Remembered<F> = (Vec<F>, Vec<F>, Forward<F>);
 
 impl<F> Default for Memo<F> {
     fn default() -> Self {
