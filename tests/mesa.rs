@@ -268,7 +268,17 @@ fn bad_settings_are_refused_at_construction() {
             "{err}"
         );
     }
+    assert!(
+        GridNav::<f64>::new(GridConfig {
+            size: 129,
+            ..GridConfig::default()
+        })
+        .is_err()
+    );
     for (n, k, tau, gamma) in [
+        (129, 10, 0.1, 0.9),
+        (7, usize::MAX, 0.1, 0.9),
+        (128, 300, 0.1, 0.9),
         (1, 10, 0.1, 0.9),
         (7, 0, 0.1, 0.9),
         (7, 10, 0.0, 0.9),

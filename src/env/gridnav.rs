@@ -13,7 +13,7 @@ use crate::real::Real;
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GridConfig {
-    /// Side n of the n×n grid (default 7; at least 2).
+    /// Side n of the n×n grid (default 7; 2 to 128).
     pub size: usize,
     /// Probability that a cell is drawn as a wall (default 0.2; in [0, 0.5]).
     /// Free cells outside the largest connected free region become walls,
@@ -150,11 +150,11 @@ fn check_config(c: &GridConfig) -> Result<()> {
             expected: ">= 2 (room for an agent, a goal and a cue)",
         });
     }
-    if c.size > 1024 {
+    if c.size > 128 {
         return Err(Error::InvalidParameter {
             name: "size",
             value: c.size as f64,
-            expected: "<= 1024",
+            expected: "<= 128 (a fresh grid is drawn and searched every step)",
         });
     }
     if !(0.0..=0.5).contains(&c.wall_density) {

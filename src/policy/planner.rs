@@ -14,6 +14,10 @@ const NW: usize = 4;
 const NU: usize = 3;
 /// Index of β in θ.
 pub const BETA: usize = NW;
+/// Largest grid side.
+const MAX_SIZE: usize = 128;
+/// Largest number of softmax weights a forward pass keeps (k · 4n²).
+const MAX_KEPT: usize = 1 << 24;
 /// Index of w_goal and w_cue in θ (channels `goal` and `cue`).
 pub const W_GOAL: usize = 2;
 /// Index of w_cue in θ.
@@ -152,14 +156,14 @@ impl<F: Real> Planner<F> {
     /// τ > 0 and discount γ ∈ (0, 1].
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for n < 2, k = 0, τ ≤ 0 or non-finite,
-    /// γ outside (0, 1].
+    /// [`Error::InvalidParameter`] for n outside 2..=128, k = 0 or
+    /// k · 4n² > 2²⁴, τ ≤ 0 or non-finite, γ outside (0, 1].
     pub fn new(n: usize, sweeps: usize, temperature: F, discount: F) -> Result<Self> {
-        if !(2..=1024).contains(&n) {
+        if !(2..=MAX_SIZE).contains(&n) {
             return Err(Error::InvalidParameter {
                 name: "size",
                 value: n as f64,
-                expected: "in 2..=1024 (room for an agent, a goal and a cue)",
+                expected: "in 2..=128 (room for an agent, a goal and a cue)",
             });
         }
         if sweeps == 0 {
@@ -167,6 +171,14 @@ impl<F: Real> Planner<F> {
                 name: "sweeps",
                 value: 0.0,
                 expected: ">= 1",
+            });
+        }
+        // A forward pass keeps the softmax weights of every sweep.
+        if sweeps.saturating_mul(4 * n * n) > MAX_KEPT {
+            return Err(Error::InvalidParameter {
+                name: "sweeps",
+                value: sweeps as f64,
+                expected: "at most 2^24 / (4 n^2) (the weights a forward pass keeps)",
             });
         }
         if !(temperature.is_finite() && temperature > F::zero()) {
