@@ -142,6 +142,53 @@ struct State<F> {
     pdot: Vec<F>,
 }
 
+impl<F: Real> State<F> {
+    /// Stores Σ w, ū = Σ u / n, V̂ and the standard error of ū.
+    fn set_aggregates(&mut self, n: usize, sum_u: F, sum_w: F, value: F, sd: F) {
+        self.sum_w = sum_w;
+        self.mean_u = if n > 0 {
+            sum_u / F::c(n as f64)
+        } else {
+            F::zero()
+        };
+        self.value = value;
+        self.sd = sd;
+    }
+}
+
+/// V̂ and s = √(Var(u)/n) from Σ u = Σ r w and Σ w over n rows; `variance`
+/// gives the sample variance (ddof 1) of u from ū, and is called only for
+/// the variance penalty with n ≥ 2 (otherwise s = 0).
+fn finish_estimate<F: Real>(
+    estimator: Estimator<F>,
+    n: usize,
+    sum_u: F,
+    sum_w: F,
+    variance: impl FnOnce(F) -> F,
+) -> (F, F) {
+    let nf = F::c(n as f64);
+    let mean_u = if n > 0 { sum_u / nf } else { F::zero() };
+    match estimator {
+        Estimator::Ips => (mean_u, F::zero()),
+        Estimator::SelfNormalized => {
+            let v = if sum_w > F::zero() {
+                sum_u / sum_w
+            } else {
+                F::zero()
+            };
+            (v, F::zero())
+        }
+        Estimator::VariancePenalty(kappa) => {
+            let sd = if n >= 2 {
+                (variance(mean_u) / nf).sqrt()
+            } else {
+                F::zero()
+            };
+            (mean_u - kappa * sd, sd)
+        }
+    }
+}
+
 impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
     /// The objective over `logs` for the policy family of `policy` (whose
     /// θ is where evaluation starts), with L2 penalty λ > 0, an estimator,
@@ -305,36 +352,20 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             sum_w += w;
         }
         let nf = F::c(n as f64);
-        st.sum_w = sum_w;
-        st.mean_u = if n > 0 { sum_u / nf } else { F::zero() };
-        st.sd = F::zero();
-        st.value = match self.estimator {
-            Estimator::Ips => st.mean_u,
-            Estimator::SelfNormalized => {
-                if sum_w > F::zero() {
-                    sum_u / sum_w
-                } else {
-                    F::zero()
-                }
-            }
-            Estimator::VariancePenalty(kappa) => {
-                if n >= 2 {
-                    let var = self
-                        .logs
-                        .rewards()
-                        .iter()
-                        .zip(&st.w)
-                        .map(|(r, w)| {
-                            let d = *r * *w - st.mean_u;
-                            d * d
-                        })
-                        .sum::<F>()
-                        / F::c((n - 1) as f64);
-                    st.sd = (var / nf).sqrt();
-                }
-                st.mean_u - kappa * st.sd
-            }
-        };
+        let rewards = self.logs.rewards();
+        let w = &st.w;
+        let (value, sd) = finish_estimate(self.estimator, n, sum_u, sum_w, |mean_u| {
+            rewards
+                .iter()
+                .zip(w)
+                .map(|(r, w)| {
+                    let d = *r * *w - mean_u;
+                    d * d
+                })
+                .sum::<F>()
+                / F::c((n - 1) as f64)
+        });
+        st.set_aggregates(n, sum_u, sum_w, value, sd);
         // Gradient: Σ_t g_t ∇w_t with ∇w_t = w_t Jᵀ(e_a − π), zero if clipped.
         for (i, it) in self.logs.iter().enumerate() {
             if st.clipped[i] || st.w[i] == F::zero() {
@@ -432,27 +463,10 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             sum_w += dot(pi, b);
             s2 += pi.iter().zip(c2).map(|(q, c)| *q * *q * *c).sum::<F>();
         }
-        st.sum_w = sum_w;
-        st.mean_u = if n > 0 { sum_u / nf } else { F::zero() };
-        st.sd = F::zero();
-        st.value = match self.estimator {
-            Estimator::Ips => st.mean_u,
-            Estimator::SelfNormalized => {
-                if sum_w > F::zero() {
-                    sum_u / sum_w
-                } else {
-                    F::zero()
-                }
-            }
-            Estimator::VariancePenalty(kappa) => {
-                if n >= 2 {
-                    let var =
-                        ((s2 - nf * st.mean_u * st.mean_u) / F::c((n - 1) as f64)).max(F::zero());
-                    st.sd = (var / nf).sqrt();
-                }
-                st.mean_u - kappa * st.sd
-            }
-        };
+        let (value, sd) = finish_estimate(self.estimator, n, sum_u, sum_w, |mean_u| {
+            ((s2 - nf * mean_u * mean_u) / F::c((n - 1) as f64)).max(F::zero())
+        });
+        st.set_aggregates(n, sum_u, sum_w, value, sd);
         for g in 0..g_count {
             let (x, a, b, c2) = gr.get(g);
             let pi = &st.pi[g * k..(g + 1) * k];
