@@ -128,7 +128,8 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
         self.weighting
     }
 
-    /// Adds a point with weight `weight` ≥ 0 (see [`Dataset::push`]).
+    /// Adds a point with weight `weight` (≥ 0 unless the data is signed, see
+    /// [`Dataset::signed`] and [`Dataset::push`]).
     ///
     /// # Errors
     /// As [`Dataset::push`].
