@@ -111,7 +111,11 @@ where
     L: Learner<F> + DeserializeOwned,
 {
     let header: Header<'_> = serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_eof() {
+        // A checkpoint ends with the '}' that closes it: one cut short
+        // inside a number ("1.5e") is a syntax error to the parser, but it
+        // is still a truncated file.
+        let closed = bytes.trim_ascii_end().ends_with(b"}");
+        if e.is_eof() || (e.is_syntax() && !closed && bytes.starts_with(b"{")) {
             problem(CheckpointProblem::Truncated)
         } else if e.is_syntax() || e.is_data() {
             // Not even the header parses: it may still be a checkpoint with a

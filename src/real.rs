@@ -53,6 +53,15 @@ pub trait Real:
     /// each is a call into libm's `fma` (same result, slower).
     fn exp_fast(self) -> Self;
 
+    /// `ln(x)` without branches, so that a loop over a slice vectorizes.
+    ///
+    /// Relative error within a few ulp of `Self::ln` for every positive
+    /// finite `x` (subnormal ones included);
+    /// `ln(0) = −inf`, `ln(+inf) = +inf`, `ln(x < 0) = ln(NaN) = NaN`.
+    /// Written in fused multiply-adds, as [`Real::exp_fast`], so that it
+    /// gives the same bits on every CPU.
+    fn ln_fast(self) -> Self;
+
     /// Converts an `f64` constant, rounding to nearest.
     fn c(x: f64) -> Self;
 
@@ -66,6 +75,11 @@ impl Real for f64 {
     #[inline(always)]
     fn exp_fast(self) -> f64 {
         exp_f64(self)
+    }
+
+    #[inline(always)]
+    fn ln_fast(self) -> f64 {
+        ln_f64(self)
     }
 
     #[inline(always)]
@@ -85,6 +99,11 @@ impl Real for f32 {
     #[inline(always)]
     fn exp_fast(self) -> f32 {
         exp_f32(self)
+    }
+
+    #[inline(always)]
+    fn ln_fast(self) -> f32 {
+        ln_f32(self)
     }
 
     #[inline(always)]
@@ -191,6 +210,91 @@ fn exp_f32(x: f32) -> f32 {
     if x < LO { 0.0 } else { y }
 }
 
+/// Branch-free `ln` for `f64` (fdlibm's reduction, as in musl's `log`):
+/// x = 2ᵏ·m with m ∈ [√½, √2), f = m − 1 (exact), and
+/// ln(1 + f) = 2 atanh(u) = 2u + 2u·Σⱼ u²ʲ/(2j + 1), u = f/(2 + f),
+/// |u| ≤ 0.1716, summed for j = 1..=10 (the first term left out is below
+/// 1e-18 relative). Then ln x = k·ln2_hi + (ln(1 + f) + k·ln2_lo).
+#[inline(always)]
+fn ln_f64(x: f64) -> f64 {
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+    const TWO54: f64 = 18_014_398_509_481_984.0;
+    // Subnormal inputs are scaled into the normal range first.
+    let sub = x < f64::MIN_POSITIVE;
+    let xs = if sub { x * TWO54 } else { x };
+    let bits = xs.to_bits();
+    // High word shifted so that the exponent counts from √½ (0x3fe6a09e).
+    let hx = (bits >> 32).wrapping_add(0x3ff0_0000 - 0x3fe6_a09e);
+    let k = ((hx >> 20) as i64 - 0x3ff) as f64 - if sub { 54.0 } else { 0.0 };
+    let hm = (hx & 0x000f_ffff) + 0x3fe6_a09e;
+    let m = f64::from_bits((hm << 32) | (bits & 0xffff_ffff));
+    let f = m - 1.0;
+    let u = f / (2.0 + f);
+    let u2 = u * u;
+    let mut p = 1.0 / 21.0;
+    p = u2.mul_add(p, 1.0 / 19.0);
+    p = u2.mul_add(p, 1.0 / 17.0);
+    p = u2.mul_add(p, 1.0 / 15.0);
+    p = u2.mul_add(p, 1.0 / 13.0);
+    p = u2.mul_add(p, 1.0 / 11.0);
+    p = u2.mul_add(p, 1.0 / 9.0);
+    p = u2.mul_add(p, 1.0 / 7.0);
+    p = u2.mul_add(p, 1.0 / 5.0);
+    p = u2.mul_add(p, 1.0 / 3.0);
+    let p = p * u2;
+    let two_u = u + u;
+    let log1pf = two_u.mul_add(p, two_u);
+    let y = k.mul_add(LN2_HI, k.mul_add(LN2_LO, log1pf));
+    if x > 0.0 && x < f64::INFINITY {
+        y
+    } else if x == 0.0 {
+        f64::NEG_INFINITY
+    } else if x == f64::INFINITY {
+        x
+    } else {
+        f64::NAN
+    }
+}
+
+/// Branch-free `ln` for `f32`, as [`ln_f64`] with the series summed for
+/// j = 1..=5.
+#[inline(always)]
+fn ln_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = f32::from_bits(0x3F31_7180); // 6.9313812256e-01
+    const LN2_LO: f32 = f32::from_bits(0x3717_F7D1); // 9.0580006145e-06
+    const TWO25: f32 = 33_554_432.0;
+    let sub = x < f32::MIN_POSITIVE;
+    let xs = if sub { x * TWO25 } else { x };
+    let bits = xs.to_bits();
+    // 0x3f3504f3 is √½.
+    let ix = bits.wrapping_add(0x3f80_0000 - 0x3f35_04f3);
+    let k = ((ix >> 23) as i32 - 0x7f) as f32 - if sub { 25.0 } else { 0.0 };
+    let im = (ix & 0x007f_ffff) + 0x3f35_04f3;
+    let m = f32::from_bits(im);
+    let f = m - 1.0;
+    let u = f / (2.0 + f);
+    let u2 = u * u;
+    let mut p = 1.0 / 11.0;
+    p = u2.mul_add(p, 1.0 / 9.0);
+    p = u2.mul_add(p, 1.0 / 7.0);
+    p = u2.mul_add(p, 1.0 / 5.0);
+    p = u2.mul_add(p, 1.0 / 3.0);
+    let p = p * u2;
+    let two_u = u + u;
+    let log1pf = two_u.mul_add(p, two_u);
+    let y = k.mul_add(LN2_HI, k.mul_add(LN2_LO, log1pf));
+    if x > 0.0 && x < f32::INFINITY {
+        y
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x == f32::INFINITY {
+        x
+    } else {
+        f32::NAN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +341,65 @@ mod tests {
         let top = f64::MAX.ln();
         assert!(top.exp_fast().is_finite());
         assert_eq!(709.79f64.exp_fast(), f64::INFINITY);
+    }
+
+    #[test]
+    fn ln_f64_matches_std() {
+        let mut worst: f64 = 0.0;
+        // Mantissas densely, exponents across the whole range (subnormals too).
+        for e in -1074..=1023 {
+            for i in 0..200 {
+                let x = 2f64.powi(e) * (1.0 + i as f64 / 200.0);
+                if x == 0.0 || !x.is_finite() {
+                    continue;
+                }
+                worst = worst.max(ulp_err_f64(x.ln_fast(), x.ln()));
+            }
+        }
+        // Around 1, where ln is small.
+        for i in -100_000..=100_000 {
+            let x = 1.0 + i as f64 * 1e-6;
+            worst = worst.max(ulp_err_f64(x.ln_fast(), x.ln()));
+        }
+        for x in [f64::MIN_POSITIVE, 5e-324, f64::MAX, 1.0, 2.0, 0.5, 12.0] {
+            worst = worst.max(ulp_err_f64(x.ln_fast(), x.ln()));
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert_eq!(1.0f64.ln_fast(), 0.0);
+        assert_eq!(0.0f64.ln_fast(), f64::NEG_INFINITY);
+        assert_eq!(f64::INFINITY.ln_fast(), f64::INFINITY);
+        assert!((-1.0f64).ln_fast().is_nan());
+        assert!(f64::NAN.ln_fast().is_nan());
+        assert!(f64::NEG_INFINITY.ln_fast().is_nan());
+    }
+
+    #[test]
+    fn ln_f32_matches_std() {
+        let mut worst: f64 = 0.0;
+        for e in -149..=127 {
+            for i in 0..400 {
+                let x = (2f64.powi(e) * (1.0 + i as f64 / 400.0)) as f32;
+                if x == 0.0 || !x.is_finite() {
+                    continue;
+                }
+                let (got, want) = (x.ln_fast(), x.ln());
+                if got != want {
+                    worst = worst.max(((got - want) / (want.abs() * f32::EPSILON)).abs() as f64);
+                }
+            }
+        }
+        for i in -100_000..=100_000 {
+            let x = 1.0 + i as f32 * 1e-6;
+            let (got, want) = (x.ln_fast(), x.ln());
+            if got != want {
+                worst = worst.max(((got - want) / (want.abs() * f32::EPSILON)).abs() as f64);
+            }
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert_eq!(0.0f32.ln_fast(), f32::NEG_INFINITY);
+        assert_eq!(f32::INFINITY.ln_fast(), f32::INFINITY);
+        assert!((-1.0f32).ln_fast().is_nan());
+        assert!(f32::NAN.ln_fast().is_nan());
     }
 
     #[test]

@@ -149,6 +149,15 @@ fn unknown_versions_truncation_and_corruption_are_typed_errors() {
         CheckpointProblem::Truncated
     );
     assert_eq!(problem(load(b"")), CheckpointProblem::Truncated);
+    // Cut anywhere (inside a number, a string, between fields): truncated.
+    for cut in (1..good.len()).step_by(37) {
+        assert_eq!(
+            problem(load(&good[..cut])),
+            CheckpointProblem::Truncated,
+            "cut at byte {cut}: {:?}",
+            String::from_utf8_lossy(&good[cut.saturating_sub(20)..cut])
+        );
+    }
     assert_eq!(problem(load(b"hello")), CheckpointProblem::NotACheckpoint);
     let other = text.replacen("refit-checkpoint", "other-format", 1);
     assert_eq!(

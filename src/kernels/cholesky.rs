@@ -9,24 +9,30 @@ use crate::real::Real;
 /// Factors the symmetric positive definite matrix whose lower triangle is
 /// in `a` (row-major n×n) as L Lᵀ, overwriting the lower triangle with L.
 /// Returns `false`, leaving `a` partly overwritten, if a pivot is not positive.
+///
+/// Column by column (left-looking): once L_jj is known, the entries
+/// `L_ij = (A_ij − L_i,<j · L_j,<j) / L_jj` of the rows below are
+/// independent of one another, so their dot products overlap in the CPU
+/// instead of waiting on one another along a row. Each entry is the same
+/// expression as in a row-by-row factorization, with the same bits.
 #[inline(always)]
 pub(crate) fn factor<F: Real>(a: &mut [F], n: usize) -> bool {
     if a.len() < n * n {
         return false;
     }
-    for i in 0..n {
-        let (done, rest) = a.split_at_mut(i * n);
-        let row_i = &mut rest[..n];
-        for j in 0..i {
-            let row_j = &done[j * n..j * n + n];
-            let s = row_i[j] - dot(&row_i[..j], &row_j[..j]);
-            row_i[j] = s / row_j[j];
-        }
-        let s = row_i[i] - dot(&row_i[..i], &row_i[..i]);
+    for j in 0..n {
+        let (row_j, below) = a[j * n..].split_at_mut(n);
+        let s = row_j[j] - dot(&row_j[..j], &row_j[..j]);
         if !(s > F::zero() && s.is_finite()) {
             return false;
         }
-        row_i[i] = s.sqrt();
+        let ljj = s.sqrt();
+        row_j[j] = ljj;
+        let lj = &row_j[..j];
+        for row_i in below.chunks_exact_mut(n) {
+            let s = row_i[j] - dot(&row_i[..j], lj);
+            row_i[j] = s / ljj;
+        }
     }
     true
 }

@@ -121,6 +121,82 @@ mod tests {
                 kernels::logits_softmax_t(&t32, &b32, &x32, &mut q32)
             );
             assert_eq!(p32, q32);
+            // The batched pass, over a number of rows that leaves a partial batch.
+            let rows = rng.random_range(1..3 * kernels::BATCH + 3);
+            let xs: Vec<f64> = (0..rows * d).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let ws: Vec<f64> = (0..rows * kp)
+                .map(|i| {
+                    if i % kp < k {
+                        rng.random_range(0.0..2.0)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let cs: Vec<f64> = ws.chunks(kp).map(|w| w.iter().sum()).collect();
+            let theta_small: Vec<f64> = theta.iter().map(|t| t / 30.0).collect();
+            let (mut ga, mut gb) = (vec![0.5; kp * d], vec![0.5; kp * d]);
+            let (mut pa, mut pb) = (vec![0.0; rows * kp], vec![0.0; rows * kp]);
+            let mut z = vec![0.0; kernels::BATCH * kp];
+            let mut r = z.clone();
+            let va = loglik_pass(
+                &theta_small,
+                &bias,
+                &xs,
+                &ws,
+                &cs,
+                &mut ga,
+                Some(&mut pa),
+                &mut z,
+                &mut r,
+            );
+            let vb = kernels::loglik_pass(
+                &theta_small,
+                &bias,
+                &xs,
+                &ws,
+                &cs,
+                &mut gb,
+                Some(&mut pb),
+                &mut z,
+                &mut r,
+            );
+            assert!(va.is_some());
+            assert_eq!(va.map(f64::to_bits), vb.map(f64::to_bits));
+            assert_eq!(ga, gb);
+            assert_eq!(pa, pb);
+            // The pass equals the same sums taken one row at a time.
+            let mut gc = vec![0.5; kp * d];
+            let mut vc = 0.0;
+            for ((x, w), &c) in xs.chunks(d).zip(ws.chunks(kp)).zip(&cs) {
+                let mut zz = vec![0.0; kp];
+                kernels::logits_t(&theta_small, x, &mut zz);
+                let wz = kernels::dot(w, &zz);
+                let norm = kernels::softmax_padded(&mut zz, &bias).expect("finite");
+                vc += wz - c * norm.log_partition();
+                let rr: Vec<f64> = w.iter().zip(&zz).map(|(wa, pa)| wa - c * pa).collect();
+                kernels::add_outer_t(&mut gc, x, &rr);
+            }
+            assert_eq!(va.map(f64::to_bits), Some(vc.to_bits()));
+            assert_eq!(ga, gc);
+            // Cholesky: dispatched and portable factor and solve agree.
+            let n = d + 2;
+            let m: Vec<f64> = (0..n * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut spd = vec![0.0; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    spd[i * n + j] = (0..n).map(|l| m[i * n + l] * m[j * n + l]).sum::<f64>()
+                        + if i == j { 0.5 } else { 0.0 };
+                }
+            }
+            let (mut la, mut lb) = (spd.clone(), spd.clone());
+            assert!(factor(&mut la, n) && cholesky::factor(&mut lb, n));
+            assert_eq!(la, lb);
+            let mut xa: Vec<f64> = (0..n).map(|i| i as f64 - 1.5).collect();
+            let mut xb = xa.clone();
+            solve(&la, n, &mut xa);
+            cholesky::solve(&lb, n, &mut xb);
+            assert_eq!(xa, xb);
         }
     }
 }

@@ -17,4 +17,6 @@ pub(crate) use dispatch::{
     softmax_in_place, softmax_padded, solve,
 };
 pub use portable::Normalizer;
-pub(crate) use portable::{LANES, all_finite, dot_plain, hessian_vector, padded, sample, score};
+pub(crate) use portable::{
+    BATCH, LANES, all_finite, dot_plain, hessian_vector, padded, sample, score,
+};

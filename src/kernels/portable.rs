@@ -89,9 +89,9 @@ pub struct Normalizer<F> {
 }
 
 impl<F: Real> Normalizer<F> {
-    /// `log Σ_b exp(z_b)`.
+    /// `log Σ_b exp(z_b)` (with [`Real::ln_fast`], as the passes).
     pub fn log_partition(&self) -> F {
-        self.max + self.sum.ln()
+        self.max + self.sum.ln_fast()
     }
 }
 
@@ -371,13 +371,23 @@ pub(crate) fn hessian_vector<F: Real>(x: &[F], probs: &[F], v: &[F], u: &mut [F]
     }
 }
 
+/// Rows per batch of [`loglik_pass`].
+pub(crate) const BATCH: usize = 8;
+
 /// One pass of the weighted log-likelihood over compressed rows (the refit
 /// objective's data term): for each row i with context `x_i`, action weights
 /// `W_i` (padded, length kp) and total `c_i = Σ_a W_ia`,
 /// adds `x_i ⊗ (W_i − c_i π_i)` to `grad_t` and returns
 /// `Σ_i (W_i · z_i − c_i log Z_i)`. When `probs` is given (m·kp), π_i is
-/// stored there for later Hessian-vector products. `z`, `r` are kp scratch.
-/// Returns `None` if a logit overflows.
+/// stored there for later Hessian-vector products. `z`, `r` are scratch of
+/// [`BATCH`]·kp. Returns `None` if a logit overflows.
+///
+/// The rows are taken [`BATCH`] at a time, phase by phase (logits, the
+/// exponentials, the logarithms, the gradient terms), so that the
+/// independent work of several rows sits side by side for the CPU to
+/// overlap, and the gradient block is loaded and stored once per batch
+/// rather than once per row. Every sum keeps the row order of a row-by-row
+/// pass, so the result does not depend on the batch size.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn loglik_pass<F: Real>(
@@ -391,30 +401,139 @@ pub(crate) fn loglik_pass<F: Real>(
     z: &mut [F],
     r: &mut [F],
 ) -> Option<F> {
-    let kp = z.len();
-    let d = grad_t.len() / kp.max(1);
+    let kp = bias.len();
+    if kp == 0 {
+        return Some(F::zero());
+    }
+    let d = grad_t.len() / kp;
     let mut value = F::zero();
-    for (i, ((x, w), &c)) in xs
-        .chunks_exact(d)
-        .zip(ws.chunks_exact(kp))
-        .zip(cs)
+    let mut wz = [F::zero(); BATCH];
+    let mut m = [F::zero(); BATCH];
+    let mut ls = [F::one(); BATCH];
+    for (b, ((xb, wb), cb)) in xs
+        .chunks(BATCH * d)
+        .zip(ws.chunks(BATCH * kp))
+        .zip(cs.chunks(BATCH))
         .enumerate()
     {
-        logits_t(theta_t, x, z);
-        let wz = dot(w, z);
-        let norm = softmax_padded(z, bias)?;
-        value += wz - c * norm.log_partition();
-        for ((ra, &wa), &pa) in r.iter_mut().zip(w).zip(z.iter()) {
-            *ra = wa - c * pa;
+        let nb = cb.len();
+        let (Some(zb), Some(rb)) = (z.get_mut(..nb * kp), r.get_mut(..nb * kp)) else {
+            return None;
+        };
+        for (i, ((zi, x), w)) in zb
+            .chunks_exact_mut(kp)
+            .zip(xb.chunks_exact(d))
+            .zip(wb.chunks_exact(kp))
+            .enumerate()
+        {
+            logits_t(theta_t, x, zi);
+            wz[i] = dot(w, zi);
+            for (v, &bb) in zi.iter_mut().zip(bias) {
+                *v += bb;
+            }
+            m[i] = max(zi);
         }
-        add_outer_t(grad_t, x, r);
-        if let Some(p) = probs.as_deref_mut() {
-            if let Some(dst) = p.get_mut(i * kp..(i + 1) * kp) {
-                dst.copy_from_slice(z);
+        // The exponentials of the whole batch, then its sums: each row
+        // shifted by its own largest logit, so every argument is <= 0.
+        let mut sums = [F::one(); BATCH];
+        for ((zi, &mi), si) in zb.chunks_exact_mut(kp).zip(&m).zip(&mut sums) {
+            let n4 = zi.len() & !(LANES - 1);
+            for v in zi[..n4].iter_mut() {
+                *v = (*v - mi).exp_fast();
+            }
+            *si = sum(zi);
+        }
+        // A NaN or +inf logit, or all −inf, make the sum NaN (or m non-finite).
+        if !(sums[..nb]
+            .iter()
+            .zip(&m)
+            .all(|(s, mi)| s.is_finite() & mi.is_finite()))
+        {
+            return None;
+        }
+        for (l, s) in ls.iter_mut().zip(&sums) {
+            *l = s.ln_fast();
+        }
+        for i in 0..nb {
+            value += wz[i] - cb[i] * (m[i] + ls[i]);
+        }
+        for (((zi, ri), w), (&c, &s)) in zb
+            .chunks_exact_mut(kp)
+            .zip(rb.chunks_exact_mut(kp))
+            .zip(wb.chunks_exact(kp))
+            .zip(cb.iter().zip(&sums))
+        {
+            let inv = F::one() / s;
+            for ((pa, ra), &wa) in zi.iter_mut().zip(ri.iter_mut()).zip(w) {
+                *pa *= inv;
+                *ra = wa - c * *pa;
             }
         }
+        if let Some(p) = probs.as_deref_mut() {
+            if let Some(dst) = p.get_mut(b * BATCH * kp..(b * BATCH + nb) * kp) {
+                dst.copy_from_slice(zb);
+            }
+        }
+        add_outer_batch_t(grad_t, xb, rb, kp);
     }
     Some(value)
+}
+
+/// `θᵀ_j += Σ_i x_ij c_i` for every feature j: the outer products of the
+/// rows `c_i` (length kp each, back to back in `cs`) with the contexts `x_i`
+/// (back to back in `xs`), added in row order to a padded feature-major
+/// block; each block of θᵀ stays in registers over the rows.
+#[inline(always)]
+pub(crate) fn add_outer_batch_t<F: Real>(theta_t: &mut [F], xs: &[F], cs: &[F], kp: usize) {
+    let rows = cs.len() / kp.max(1);
+    if rows == 0 {
+        return;
+    }
+    let d = xs.len() / rows;
+    for g in (0..kp).step_by(GROUP) {
+        match (kp - g).min(GROUP) / LANES {
+            1 => update_batch_group::<F, 1>(theta_t, kp, g, d, xs, cs),
+            2 => update_batch_group::<F, 2>(theta_t, kp, g, d, xs, cs),
+            3 => update_batch_group::<F, 3>(theta_t, kp, g, d, xs, cs),
+            _ => update_batch_group::<F, 4>(theta_t, kp, g, d, xs, cs),
+        }
+    }
+}
+
+/// θᵀ_j[off..off + 4·NB] += Σ_i x_ij c_i[off..off + 4·NB], in row order.
+#[inline(always)]
+fn update_batch_group<F: Real, const NB: usize>(
+    theta_t: &mut [F],
+    kp: usize,
+    off: usize,
+    d: usize,
+    xs: &[F],
+    cs: &[F],
+) {
+    let w = NB * LANES;
+    for (j, row) in theta_t.chunks_exact_mut(kp).enumerate().take(d) {
+        let Some(row) = row.get_mut(off..off + w) else {
+            break;
+        };
+        let mut acc = [[F::zero(); LANES]; NB];
+        for (b, ab) in acc.iter_mut().enumerate() {
+            ab.copy_from_slice(&row[b * LANES..(b + 1) * LANES]);
+        }
+        for (x, c) in xs.chunks_exact(d).zip(cs.chunks_exact(kp)) {
+            let xj = x[j];
+            let Some(c) = c.get(off..off + w) else {
+                break;
+            };
+            for b in 0..NB {
+                for l in 0..LANES {
+                    acc[b][l] = c[b * LANES + l].mul_add(xj, acc[b][l]);
+                }
+            }
+        }
+        for (b, ab) in acc.iter().enumerate() {
+            row[b * LANES..(b + 1) * LANES].copy_from_slice(ab);
+        }
+    }
 }
 
 /// `out += Σ_i c_i x_i ⊗ (π_i ⊙ u_i − π_i (π_iᵀ u_i))` with `u_i = V x_i`:

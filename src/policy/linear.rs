@@ -309,9 +309,10 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         if let Some(p) = &probs {
             check_len("probs", p.len(), rows.len() * kp)?;
         }
-        scratch.resize(kp * d + 2 * kp, F::zero());
+        let batch = crate::kernels::BATCH * kp;
+        scratch.resize(kp * d + 2 * batch, F::zero());
         let (grad_t, zr) = scratch.split_at_mut(kp * d);
-        let (z, r) = zr.split_at_mut(kp);
+        let (z, r) = zr.split_at_mut(batch);
         grad_t.iter_mut().for_each(|g| *g = F::zero());
         self.flat_to_padded(grad, grad_t);
         let value = crate::kernels::loglik_pass(

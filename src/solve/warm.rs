@@ -314,25 +314,28 @@ impl<F: Real> Warm<F> {
 /// triangle of `h` (row-major n×n): H ← H − (Hs)(Hs)ᵀ/(sᵀHs) + y yᵀ/(yᵀs),
 /// skipped unless yᵀs > 0 (which keeps H positive definite).
 fn bfgs_update<F: Real>(h: &mut [F], n: usize, s: &[F], y: &[F], hs: &mut [F]) {
-    for i in 0..n {
-        let mut acc = F::zero();
-        for j in 0..=i {
-            acc += h[i * n + j] * s[j];
+    // H s from the lower triangle, row by row: row i gives (H s)_i its
+    // entries j <= i and, by symmetry, (H s)_j its entries j < i.
+    hs.iter_mut().for_each(|v| *v = F::zero());
+    for (i, row) in h.chunks_exact(n).enumerate().take(n) {
+        let si = s[i];
+        let (lower, diag) = (&row[..i], row[i]);
+        let mut acc = diag * si;
+        for ((hj, &l), &sj) in hs[..i].iter_mut().zip(lower).zip(&s[..i]) {
+            acc += l * sj;
+            *hj += l * si;
         }
-        for j in i + 1..n {
-            acc += h[j * n + i] * s[j];
-        }
-        hs[i] = acc;
+        hs[i] += acc;
     }
     let shs: F = s.iter().zip(hs.iter()).map(|(a, b)| *a * *b).sum();
     let ys: F = y.iter().zip(s).map(|(a, b)| *a * *b).sum();
     if !(shs > F::zero() && ys > F::c(1e-12) * shs) {
         return;
     }
-    for i in 0..n {
+    for (i, row) in h.chunks_exact_mut(n).enumerate().take(n) {
         let (a, b) = (hs[i] / shs, y[i] / ys);
-        for j in 0..=i {
-            h[i * n + j] += y[j] * b - hs[j] * a;
+        for ((v, &yj), &hj) in row[..=i].iter_mut().zip(y).zip(hs.iter()) {
+            *v += yj * b - hj * a;
         }
     }
 }
