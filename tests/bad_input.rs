@@ -242,6 +242,50 @@ fn bad_policy_and_environment_calls_are_refused() {
     ));
 }
 
+/// A checked context skips the second check, but not the length: one
+/// checked for another d is refused by every policy, which stays unchanged.
+#[test]
+fn checked_contexts_of_the_wrong_length_are_refused() {
+    use refit::policy::Checked;
+    assert!(matches!(
+        Checked::new(&[0.0, f64::INFINITY], 2),
+        Err(Error::NonFiniteContext { index: 1, .. })
+    ));
+    assert!(matches!(
+        Checked::new(&[0.0; 3], 2),
+        Err(Error::ContextLength { .. })
+    ));
+    let three = [0.5, -1.0, 2.0];
+    let x3 = Checked::new(&three, 3).expect("finite");
+    assert_eq!(x3.max_abs(), 2.0);
+    let mut pi = LinearSoftmax::<f64>::new(3, 2).expect("valid");
+    pi.set_params(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+        .expect("finite");
+    let before = pi.clone();
+    let mut p = vec![0.0; pi.probs_len()];
+    assert!(matches!(
+        pi.probabilities_checked(x3, &mut p),
+        Err(Error::Length { .. })
+    ));
+    assert!(pi.add_scaled_score_checked(x3, 0, &p, 1.0).is_err());
+    assert_eq!(pi, before);
+    let mut tab = Tabular::<f64>::new(3).expect("valid");
+    let tab_before = tab.clone();
+    assert!(tab.add_scaled_score_checked(x3, 0, &[0.3; 3], 1.0).is_err());
+    assert_eq!(tab.params(), tab_before.params());
+    // The checked and unchecked calls give the same bits.
+    let two = [0.5, -1.0];
+    let x2 = Checked::new(&two, 2).expect("finite");
+    let (mut a, mut b) = (pi.clone(), pi.clone());
+    let (mut pa, mut pb) = (vec![0.0; 4], vec![0.0; 4]);
+    a.probabilities_checked(x2, &mut pa).expect("ok");
+    b.probabilities_into(&two, &mut pb).expect("ok");
+    assert_eq!(pa, pb);
+    a.add_scaled_score_checked(x2, 2, &pa, 0.7).expect("ok");
+    b.add_scaled_score(&two, 2, &pb, 0.7).expect("ok");
+    assert_eq!(a.params(), b.params());
+}
+
 /// The bad-input table of docs/ARCHITECTURE.md, one row per bad input: the call, and the error it gets.
 #[test]
 fn design_section_9_table() {

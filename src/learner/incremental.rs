@@ -4,7 +4,7 @@ use rand::Rng;
 
 use super::{Decision, Learner, check_interaction};
 use crate::error::{Error, Result};
-use crate::policy::{LinearSoftmax, Policy, Tabular, sample};
+use crate::policy::{Checked, LinearSoftmax, Policy, Tabular, max_abs, sample};
 use crate::real::Real;
 
 /// Step size schedule α_t, with t the number of updates made before this one.
@@ -241,8 +241,11 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
     #[inline]
     fn act<R: Rng + ?Sized>(&mut self, x: &[F], rng: &mut R) -> Result<Decision<F>> {
         if !self.cached_at(x) {
-            // Computed aside, so that a failure leaves the last decision's π in place.
-            self.policy.probabilities_into(x, &mut self.scratch)?;
+            // The interaction's one validation of the context; computed
+            // aside, so that a failure leaves the last decision's π in place.
+            let checked = Checked::new(x, self.policy.context_dim())?;
+            self.policy
+                .probabilities_checked(checked, &mut self.scratch)?;
             std::mem::swap(&mut self.probs, &mut self.scratch);
             self.probs_x.copy_from_slice(x);
             self.probs_valid = true;
@@ -285,18 +288,22 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
     #[inline]
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
         check_interaction(action, self.policy.num_actions(), reward, propensity)?;
-        let probs = if self.cached_at(x) {
-            &self.probs
+        // The context `act` checked (compared bit for bit), or a new one,
+        // checked here.
+        let (x, probs) = if self.cached_at(x) {
+            (Checked::trusted(x, max_abs(x)), &self.probs)
         } else {
-            self.policy.probabilities_into(x, &mut self.scratch)?;
-            &self.scratch
+            let x = Checked::new(x, self.policy.context_dim())?;
+            self.policy.probabilities_checked(x, &mut self.scratch)?;
+            (x, &self.scratch)
         };
         let b = self.next_baseline(reward);
         let scale = self.step_size.at(self.steps) * (reward - b);
         if !scale.is_finite() {
             return Err(Error::NonFiniteUpdate);
         }
-        self.policy.add_scaled_score(x, action, probs, scale)?;
+        self.policy
+            .add_scaled_score_checked(x, action, probs, scale)?;
         self.baseline_value = b;
         self.steps += 1;
         self.probs_valid = false;

@@ -32,6 +32,64 @@ pub use linear::LinearSoftmax;
 pub use planner::{Planner, alignment, soft_value_iteration};
 pub use tabular::Tabular;
 
+/// A context checked once: its length is the policy's d and every entry
+/// is finite. [`Policy::probabilities_checked`] and
+/// [`Policy::add_scaled_score_checked`] take it and skip checking again,
+/// so that an interaction (an `act`, then a `learn` on the same context)
+/// is validated once. It also carries max_j |x_j|, which bounds the size
+/// of an update.
+///
+/// # Examples
+/// ```
+/// use refit::policy::{Checked, LinearSoftmax, Policy};
+/// let mut pi = LinearSoftmax::<f64>::new(3, 2)?;
+/// let x = Checked::new(&[0.5, -1.0], pi.context_dim())?;
+/// let mut p = vec![0.0; pi.probs_len()];
+/// pi.probabilities_checked(x, &mut p)?;
+/// pi.add_scaled_score_checked(x, 1, &p, 0.1)?;
+/// assert!(Checked::new(&[0.5, f64::NAN], 2).is_err());
+/// # Ok::<(), refit::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checked<'a, F> {
+    x: &'a [F],
+    max_abs: F,
+}
+
+impl<'a, F: Real> Checked<'a, F> {
+    /// Checks `x` as a context of dimension `d`.
+    ///
+    /// # Errors
+    /// [`Error::ContextLength`] and [`Error::NonFiniteContext`], as
+    /// [`check_context`].
+    #[inline]
+    pub fn new(x: &'a [F], d: usize) -> Result<Self> {
+        check_context(x, d)?;
+        Ok(Self {
+            x,
+            max_abs: max_abs(x),
+        })
+    }
+
+    /// A context the caller knows to be checked, with its max |x_j|.
+    #[inline]
+    pub(crate) fn trusted(x: &'a [F], max_abs: F) -> Self {
+        Self { x, max_abs }
+    }
+
+    /// The context.
+    #[inline]
+    pub fn get(&self) -> &'a [F] {
+        self.x
+    }
+
+    /// max_j |x_j|.
+    #[inline]
+    pub fn max_abs(&self) -> F {
+        self.max_abs
+    }
+}
+
 pub(crate) use crate::kernels::sample;
 
 /// Turns logits into probabilities in place, never exponentiating an
@@ -346,6 +404,33 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         self.set_params(&theta)
     }
 
+    /// [`Policy::probabilities_into`] for a context checked by
+    /// [`Checked::new`]: a policy may skip checking it again (the linear
+    /// ones do; by default it is checked as usual).
+    ///
+    /// # Errors
+    /// As [`Policy::probabilities_into`].
+    #[inline]
+    fn probabilities_checked(&self, x: Checked<'_, F>, out: &mut [F]) -> Result<Normalizer<F>> {
+        self.probabilities_into(x.get(), out)
+    }
+
+    /// [`Policy::add_scaled_score`] for a context checked by
+    /// [`Checked::new`], which a policy may skip checking again.
+    ///
+    /// # Errors
+    /// As [`Policy::add_scaled_score`].
+    #[inline]
+    fn add_scaled_score_checked(
+        &mut self,
+        x: Checked<'_, F>,
+        action: usize,
+        probs: &[F],
+        scale: F,
+    ) -> Result<()> {
+        self.add_scaled_score(x.get(), action, probs, scale)
+    }
+
     /// Writes the product of the Hessian ∇²_θ log π_θ(a | x) with the
     /// direction `v` into `out` (both length p). With
     /// [`Policy::logits_linear`] the Hessian is the same for every a and the
@@ -613,10 +698,23 @@ pub(crate) fn update_is_finite<F: Real>(theta_bound: F, scale: F, xmax: F) -> bo
     step.is_finite() && theta_bound + step < F::max_value() * F::c(0.5)
 }
 
+/// max |a_i| (0 for an empty slice; NaNs are passed over), in four lanes
+/// so that the loop vectorizes.
 #[inline]
 pub(crate) fn max_abs<F: Real>(a: &[F]) -> F {
-    a.iter().fold(F::zero(), |m, v| {
-        let a = v.abs();
-        if a > m { a } else { m }
-    })
+    let mut acc = [F::zero(); 4];
+    let mut c = a.chunks_exact(4);
+    for x in &mut c {
+        for (m, v) in acc.iter_mut().zip(x) {
+            let v = v.abs();
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    for v in c.remainder() {
+        let v = v.abs();
+        acc[0] = if v > acc[0] { v } else { acc[0] };
+    }
+    let m02 = if acc[2] > acc[0] { acc[2] } else { acc[0] };
+    let m13 = if acc[3] > acc[1] { acc[3] } else { acc[1] };
+    if m13 > m02 { m13 } else { m02 }
 }

@@ -1,6 +1,6 @@
 //! The tabular softmax policy: K logits, one state.
 
-use super::{LinearSoftmax, Normalizer, Policy, Rows, check_context};
+use super::{Checked, LinearSoftmax, Normalizer, Policy, Rows, check_context, check_len};
 use crate::error::Result;
 use crate::real::Real;
 
@@ -154,6 +154,28 @@ impl<F: Real> Policy<F> for Tabular<F> {
     fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()> {
         self.inner
             .add_scaled_score(&Self::state(x)?, action, probs, scale)
+    }
+
+    #[inline]
+    fn probabilities_checked(&self, x: Checked<'_, F>, out: &mut [F]) -> Result<Normalizer<F>> {
+        check_len("x", x.get().len(), 1)?;
+        let one = [F::one()];
+        self.inner
+            .probabilities_checked(Checked::trusted(&one, F::one()), out)
+    }
+
+    #[inline]
+    fn add_scaled_score_checked(
+        &mut self,
+        x: Checked<'_, F>,
+        action: usize,
+        probs: &[F],
+        scale: F,
+    ) -> Result<()> {
+        check_len("x", x.get().len(), 1)?;
+        let one = [F::one()];
+        self.inner
+            .add_scaled_score_checked(Checked::trusted(&one, F::one()), action, probs, scale)
     }
 
     fn validate(&self) -> Result<()> {
