@@ -65,6 +65,8 @@ dispatch!(cholesky, solve, solve_avx2, (l: &[F], n: usize, b: &mut [F]) -> ());
 dispatch!(loglik_pass, loglik_pass_avx2,
     (theta_t: &[F], bias: &[F], xs: &[F], ws: &[F], cs: &[F], grad_t: &mut [F],
      probs: Option<&mut [F]>, z: &mut [F], r: &mut [F]) -> Option<F>);
+dispatch!(neg_hessian_rows, neg_hessian_rows_avx2,
+    (theta_t: &[F], bias: &[F], xs: &[F], cs: &[F], k: usize, h: &mut [F], z: &mut [F]) -> bool);
 dispatch!(neg_hess_vec_pass, neg_hess_vec_pass_avx2,
     (v_t: &[F], xs: &[F], cs: &[F], probs: &[F], out_t: &mut [F], u: &mut [F]) -> ());
 
@@ -179,6 +181,29 @@ mod tests {
             }
             assert_eq!(va.map(f64::to_bits), Some(vc.to_bits()));
             assert_eq!(ga, gc);
+            // The dense negated Hessian of the same rows.
+            let nh = k * d;
+            let (mut ha, mut hb) = (vec![0.0; nh * nh], vec![0.0; nh * nh]);
+            let mut zz = vec![0.0; kp];
+            assert!(neg_hessian_rows(
+                &theta_small,
+                &bias,
+                &xs,
+                &cs,
+                k,
+                &mut ha,
+                &mut zz
+            ));
+            assert!(kernels::neg_hessian_rows(
+                &theta_small,
+                &bias,
+                &xs,
+                &cs,
+                k,
+                &mut hb,
+                &mut zz
+            ));
+            assert_eq!(ha, hb);
             // Cholesky: dispatched and portable factor and solve agree.
             let n = d + 2;
             let m: Vec<f64> = (0..n * n).map(|_| rng.random_range(-1.0..1.0)).collect();

@@ -14,7 +14,7 @@ mod portable;
 
 pub(crate) use dispatch::{
     add_scaled_score_t, factor, logits_softmax_t, logits_t, loglik_pass, neg_hess_vec_pass,
-    softmax_in_place, softmax_padded, solve,
+    neg_hessian_rows, softmax_in_place, softmax_padded, solve,
 };
 pub use portable::Normalizer;
 pub(crate) use portable::{

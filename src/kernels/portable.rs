@@ -536,6 +536,56 @@ fn update_batch_group<F: Real, const NB: usize>(
     }
 }
 
+/// Adds `Σ_i c_i S(π_i) ⊗ x_i x_iᵀ` (S = diag π − π πᵀ, π_i = softmax(θ x_i))
+/// to the lower triangle of the dense negated Hessian `h` (row-major, side
+/// K·d, index a·d + j): the data term of the log-likelihood's negated
+/// Hessian. Rows with c_i = 0 are skipped. `z` is kp scratch. Returns
+/// `false` if a logit overflows (`h` then holds part of the sum).
+#[inline(always)]
+pub(crate) fn neg_hessian_rows<F: Real>(
+    theta_t: &[F],
+    bias: &[F],
+    xs: &[F],
+    cs: &[F],
+    k: usize,
+    h: &mut [F],
+    z: &mut [F],
+) -> bool {
+    let Some(d) = xs.len().checked_div(cs.len()) else {
+        return true;
+    };
+    let n = k * d;
+    for (x, &c) in xs.chunks_exact(d).zip(cs) {
+        if c == F::zero() {
+            continue;
+        }
+        logits_t(theta_t, x, z);
+        if softmax_padded(z, bias).is_none() {
+            return false;
+        }
+        for a in 0..k {
+            let pa = z[a];
+            for b in 0..=a {
+                let s = if a == b { pa - pa * pa } else { -(pa * z[b]) } * c;
+                if s == F::zero() {
+                    continue;
+                }
+                for (j, &xj) in x.iter().enumerate() {
+                    let sx = s * xj;
+                    let at = (a * d + j) * n + b * d;
+                    let Some(row) = h.get_mut(at..at + d) else {
+                        return true;
+                    };
+                    for (hv, &xl) in row.iter_mut().zip(x) {
+                        *hv = sx.mul_add(xl, *hv);
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
 /// `out += Σ_i c_i x_i ⊗ (π_i ⊙ u_i − π_i (π_iᵀ u_i))` with `u_i = V x_i`:
 /// the negated Hessian of the data term times V, from stored probabilities.
 /// `v_t`, `out_t` are padded feature-major; `u` is kp scratch.

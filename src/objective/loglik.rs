@@ -281,14 +281,8 @@ impl<F: Real, P: Policy<F>> Objective<F> for LogLikelihood<F, P> {
         let n = self.model.num_params();
         check_len("out", out.len(), n * n)?;
         out.iter_mut().for_each(|v| *v = F::zero());
-        let rows = self.data.as_rows();
-        for i in 0..rows.len() {
-            let Some((x, w, c)) = rows.get(i) else { break };
-            if c == F::zero() {
-                continue;
-            }
-            self.model.add_loglik_neg_hessian(x, w, c, out)?;
-        }
+        self.model
+            .loglik_neg_hessian_pass(self.data.as_rows(), out)?;
         for i in 0..n {
             out[i * n + i] += self.lambda;
         }

@@ -323,13 +323,29 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
 
     fn add_loglik_neg_hessian(&self, x: &[F], w: &[F], c: F, h: &mut [F]) -> Result<()> {
         let _ = w;
-        let (k, d) = (self.k, self.d);
+        check_context(x, self.d)?;
+        let (k, kp) = (self.k, self.kp);
+        check_len("h", h.len(), (k * self.d) * (k * self.d))?;
+        let mut z = vec![F::zero(); kp];
+        if crate::kernels::neg_hessian_rows(&self.theta, &self.bias, x, &[c], k, h, &mut z) {
+            Ok(())
+        } else {
+            Err(Error::NonFiniteLogits)
+        }
+    }
+
+    fn loglik_neg_hessian_pass(&self, rows: Rows<'_, F>, h: &mut [F]) -> Result<()> {
+        let (k, d, kp) = (self.k, self.d, self.kp);
         let n = k * d;
         check_len("h", h.len(), n * n)?;
-        let mut probs = vec![F::zero(); self.kp];
-        self.probs_padded(x, &mut probs)?;
-        add_point_hessian(k, x, &probs, c, h);
-        Ok(())
+        check_len("rows", rows.xs.len(), rows.len() * d)?;
+        let mut z = vec![F::zero(); kp];
+        if crate::kernels::neg_hessian_rows(&self.theta, &self.bias, rows.xs, rows.cs, k, h, &mut z)
+        {
+            Ok(())
+        } else {
+            Err(Error::NonFiniteLogits)
+        }
     }
 
     fn loglik_pass(
@@ -455,33 +471,6 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         let norm =
             crate::kernels::softmax_padded(&mut z, &self.bias).ok_or(Error::NonFiniteLogits)?;
         Ok(za - norm.log_partition())
-    }
-}
-
-/// Adds `c · S(π) ⊗ x xᵀ` (S = diag π − π πᵀ) to the lower triangle of
-/// the dense negated Hessian `h` (row-major K·d square, index a·d + j).
-pub(crate) fn add_point_hessian<F: Real>(k: usize, x: &[F], probs: &[F], c: F, h: &mut [F]) {
-    let d = x.len();
-    let n = k * d;
-    for a in 0..k {
-        let pa = probs[a];
-        for b in 0..=a {
-            let s = if a == b {
-                pa - pa * pa
-            } else {
-                -(pa * probs[b])
-            } * c;
-            if s == F::zero() {
-                continue;
-            }
-            for j in 0..d {
-                let sx = s * x[j];
-                let row = &mut h[(a * d + j) * n + b * d..(a * d + j) * n + b * d + d];
-                for (hv, &xl) in row.iter_mut().zip(x) {
-                    *hv += sx * xl;
-                }
-            }
-        }
     }
 }
 

@@ -544,6 +544,24 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Adds Σ_i [`Policy::add_loglik_neg_hessian`] of the rows (the
+    /// negated Hessian of the log-likelihood's data term, lower triangle)
+    /// to `h`, at the policy's θ. The linear policies form it in one
+    /// vectorized pass with no allocation per row.
+    ///
+    /// # Errors
+    /// As [`Policy::add_loglik_neg_hessian`].
+    fn loglik_neg_hessian_pass(&self, rows: Rows<'_, F>, h: &mut [F]) -> Result<()> {
+        for i in 0..rows.len() {
+            let Some((x, w, c)) = rows.get(i) else { break };
+            if c == F::zero() {
+                continue;
+            }
+            self.add_loglik_neg_hessian(x, w, c, h)?;
+        }
+        Ok(())
+    }
+
     /// One pass of the weighted log-likelihood over `rows` at the policy's
     /// θ: returns Σ_i (W_i · z_i − c_i log Z_i) and adds
     /// Σ_i Jᵢᵀ (W_i − c_i π_i) to `grad` (length p). When `probs` is given

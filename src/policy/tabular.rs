@@ -124,6 +124,11 @@ impl<F: Real> Policy<F> for Tabular<F> {
         self.inner.add_loglik_neg_hessian(&[F::one()], w, c, h)
     }
 
+    fn loglik_neg_hessian_pass(&self, rows: Rows<'_, F>, h: &mut [F]) -> Result<()> {
+        check_unit_rows(rows)?;
+        self.inner.loglik_neg_hessian_pass(rows, h)
+    }
+
     /// The linear pass at x = `[1]` for every row: the rows' stored contexts
     /// must be `[1]`, as [`crate::objective::Dataset`] stores them for a
     /// context-free policy; other rows are an [`crate::Error::InvalidParameter`].

@@ -1,7 +1,10 @@
 //! The runner: many seeds, common random numbers, bit-identical in parallel.
 
 use super::shadow::ShadowLearner;
-use super::stats::{Series, Welford, kl_divergence, standard_error, welford_merge, welford_push};
+use super::stats::{
+    Series, Welford, kl_divergence, merge_weights, standard_error, welford_merge,
+    welford_merge_with, welford_push,
+};
 use super::{ChaCha8Rng, Observe, Session, ShadowSummary, Step, Summary};
 use crate::env::Environment;
 use crate::error::{Error, Result};
@@ -177,28 +180,9 @@ impl Runner {
             }
             Ok(acc)
         };
-        let results: Vec<Result<Accumulator>> = if self.parallel {
-            par_map(&groups, &play_group)
-        } else {
-            groups.iter().map(play_group).collect()
-        };
-        let mut total: Option<Accumulator> = None;
-        for r in results {
-            let acc = r?;
-            total = Some(match total {
-                None => acc,
-                Some(t) => t.merge(&acc),
-            });
-        }
+        let total = play_tree(&groups, self.parallel, &play_group)?;
         let at = observe.shadow.map(|s| s.at.clone());
-        match total {
-            Some(t) => Ok(t.finish(at, observe.finish.is_some())),
-            None => Err(Error::InvalidParameter {
-                name: "num_seeds",
-                value: 0.0,
-                expected: ">= 1",
-            }),
-        }
+        Ok(total.finish(at, observe.finish.is_some()))
     }
 
     /// Plays one seed and returns every step.
@@ -241,23 +225,47 @@ impl Runner {
     }
 }
 
-#[cfg(feature = "parallel")]
-fn par_map<T, R, G>(items: &[T], f: &G) -> Vec<R>
+/// Plays the seed groups as a fixed binary tree: each half played (the
+/// two halves side by side with `parallel`), then merged. The tree depends
+/// on the number of groups alone, so the merged statistics have the same
+/// bits on any number of threads, and the merges run in parallel too.
+/// The first failure in seed order is returned.
+fn play_tree<G>(groups: &[&[u64]], parallel: bool, play_group: &G) -> Result<Accumulator>
 where
-    T: Sync,
-    R: Send,
-    G: Fn(&T) -> R + Sync,
+    G: Fn(&&[u64]) -> Result<Accumulator> + Sync,
 {
-    use rayon::prelude::*;
-    items.par_iter().map(f).collect()
+    match groups {
+        [] => Err(Error::InvalidParameter {
+            name: "num_seeds",
+            value: 0.0,
+            expected: ">= 1",
+        }),
+        [one] => play_group(one),
+        _ => {
+            let (left, right) = groups.split_at(groups.len() / 2);
+            let (a, b) = join(
+                parallel,
+                || play_tree(left, parallel, play_group),
+                || play_tree(right, parallel, play_group),
+            );
+            Ok(a?.merge(&b?))
+        }
+    }
 }
 
-#[cfg(not(feature = "parallel"))]
-fn par_map<T, R, G>(items: &[T], f: &G) -> Vec<R>
-where
-    G: Fn(&T) -> R,
-{
-    items.iter().map(f).collect()
+/// Both closures' results, computed side by side when `parallel` (and the
+/// `parallel` feature is on).
+fn join<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    #[cfg(feature = "parallel")]
+    if parallel {
+        return rayon::join(a, b);
+    }
+    let _ = parallel;
+    (a(), b())
 }
 
 /// Splits the seeds into at most [`MAX_GROUPS`] contiguous groups, as a
@@ -438,14 +446,15 @@ impl Accumulator {
 
     fn merge(mut self, other: &Accumulator) -> Accumulator {
         let (na, nb) = (self.n as f64, other.n as f64);
+        let (w_mean, w_m2) = merge_weights(na, nb);
         for (ra, rb) in self.stats.iter_mut().zip(&other.stats) {
             for (a, b) in ra.iter_mut().zip(rb) {
-                welford_merge(a, b, na, nb);
+                welford_merge_with(a, b, w_mean, w_m2);
             }
         }
         for (ra, rb) in self.shadow.iter_mut().zip(&other.shadow) {
             for (a, b) in ra.iter_mut().zip(rb) {
-                welford_merge(a, b, na, nb);
+                welford_merge_with(a, b, w_mean, w_m2);
             }
         }
         welford_merge(&mut self.finish, &other.finish, na, nb);

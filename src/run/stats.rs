@@ -35,12 +35,26 @@ pub(crate) fn welford_push(acc: &mut Welford, v: f64, n: f64) {
     acc.1 += delta * (v - acc.0);
 }
 
-/// Chan et al.'s pairwise merge of two Welford accumulators.
+/// Chan et al.'s pairwise merge of two Welford accumulators of `na` and
+/// `nb` values.
 pub(crate) fn welford_merge(a: &mut Welford, b: &Welford, na: f64, nb: f64) {
+    let (w_mean, w_m2) = merge_weights(na, nb);
+    welford_merge_with(a, b, w_mean, w_m2);
+}
+
+/// The factors of a merge, nb/n and na·nb/n: the same for every entry of
+/// two accumulators of per-step series, so computed once per merge.
+pub(crate) fn merge_weights(na: f64, nb: f64) -> (f64, f64) {
     let n = na + nb;
+    (nb / n, na * nb / n)
+}
+
+/// [`welford_merge`] with its factors from [`merge_weights`] (no division).
+#[inline]
+pub(crate) fn welford_merge_with(a: &mut Welford, b: &Welford, w_mean: f64, w_m2: f64) {
     let delta = b.0 - a.0;
-    a.0 += delta * nb / n;
-    a.1 += b.1 + delta * delta * na * nb / n;
+    a.0 += delta * w_mean;
+    a.1 += b.1 + delta * delta * w_m2;
 }
 
 /// The standard error of a mean of `n` values with Welford sum of squares `m2`
