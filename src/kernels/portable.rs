@@ -563,10 +563,9 @@ pub(crate) fn neg_hessian_rows<F: Real>(
         if softmax_padded(z, bias).is_none() {
             return false;
         }
-        for a in 0..k {
-            let pa = z[a];
-            for b in 0..=a {
-                let s = if a == b { pa - pa * pa } else { -(pa * z[b]) } * c;
+        for (a, &pa) in z[..k].iter().enumerate() {
+            for (b, &pb) in z[..=a].iter().enumerate() {
+                let s = if a == b { pa - pa * pa } else { -(pa * pb) } * c;
                 if s == F::zero() {
                     continue;
                 }
