@@ -168,6 +168,7 @@ impl<F: Real> Warm<F> {
         }
         let sc = &mut self.scratch;
         let mut iterations = 0;
+        let mut reformed = false;
         loop {
             let gn = norm_inf(&self.grad);
             if let Some(stop) = stop_reason(gn, threshold, iterations, options.max_iter) {
@@ -242,8 +243,18 @@ impl<F: Real> Warm<F> {
             std::mem::swap(&mut self.grad, &mut sc.trial_grad);
             self.value = vt;
             if gt > F::c(0.5) * gn && gt > threshold {
-                // The lagged Hessian no longer contracts fast: form it afresh.
-                break;
+                // The lagged Hessian no longer contracts fast: form it
+                // afresh at θ (the objective's remembered θ, the step just
+                // accepted) and go on with it; if that happens twice in a
+                // refit, full Newton with line search takes over.
+                if reformed {
+                    break;
+                }
+                obj.neg_hessian(&mut self.ws.h)?;
+                self.pairs.clear();
+                self.chol_valid = false;
+                self.refreshes += 1;
+                reformed = true;
             }
         }
         self.pairs.clear();
