@@ -18,5 +18,5 @@ pub(crate) use dispatch::{
 };
 pub use portable::Normalizer;
 pub(crate) use portable::{
-    BATCH, LANES, all_finite, dot_plain, hessian_vector, padded, sample, score,
+    BATCH, LANES, all_finite, dot_plain, hessian_vector, max, padded, sample, score,
 };

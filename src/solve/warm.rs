@@ -10,10 +10,12 @@
 //! the data that both certifies convergence and supplies the next gradient.
 //! The kept Hessian lags behind θ (points enter it at the θ of their
 //! arrival), so a step contracts the gradient linearly rather than
-//! quadratically; when a step contracts it by less than half, or does not
-//! increase J, the solver falls back to full Newton with a freshly formed
-//! Hessian and a line search, whose Hessian it then keeps. Convergence is
-//! certified by a full pass, exactly as for a cold solve.
+//! quadratically. When a step contracts it by less than half, the Hessian
+//! is formed afresh at that point and the lagged steps go on with it; when
+//! that happens a second time in one refit, or a step does not increase J,
+//! the solver falls back to full Newton with a freshly formed Hessian and a
+//! line search, whose Hessian it then keeps. Convergence is certified by a
+//! full pass, exactly as for a cold solve.
 
 use super::newton::{Workspace, newton_with};
 use super::{
