@@ -22,6 +22,18 @@ fn learner(k: usize, d: usize) -> refit::Result<Incremental<f64>> {
     Incremental::linear(k, d, StepSize::Constant(0.01), Baseline::RunningMean)
 }
 
+/// One `Runner::run` of REINFORCE on a random linear contextual bandit;
+/// returns the mean regret at the last step.
+fn play(runner: &Runner, k: usize, d: usize) -> f64 {
+    let s = runner
+        .run(
+            |rng| LinearContextual::<f64>::random(k, d, 0.1, rng),
+            || learner(k, d),
+        )
+        .expect("run");
+    s.regret.mean.last().copied().unwrap_or(0.0)
+}
+
 /// What the environment does in a step of the runner: a context, the
 /// expected rewards (for the regret) and the reward of one action.
 fn env_draw(c: &mut Criterion) {
@@ -60,17 +72,7 @@ fn runner_step(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("K_d", format!("{k}x{d}")),
             &(k, d),
-            |b, _| {
-                b.iter(|| {
-                    let s = runner
-                        .run(
-                            |rng| LinearContextual::<f64>::random(k, d, 0.1, rng),
-                            || learner(k, d),
-                        )
-                        .expect("run");
-                    black_box(s.regret.mean[steps - 1])
-                })
-            },
+            |b, _| b.iter(|| black_box(play(&runner, k, d))),
         );
     }
     group.finish();
@@ -94,15 +96,7 @@ fn seeds_parallel(c: &mut Criterion) {
             "threads_1".to_string()
         };
         group.bench_function(BenchmarkId::new("seeds_8", name), |b| {
-            b.iter(|| {
-                let s = runner
-                    .run(
-                        |rng| LinearContextual::<f64>::random(k, d, 0.1, rng),
-                        || learner(k, d),
-                    )
-                    .expect("run");
-                black_box(s.regret.mean[steps - 1])
-            })
+            b.iter(|| black_box(play(&runner, k, d)))
         });
     }
     group.finish();
