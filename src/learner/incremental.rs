@@ -278,6 +278,11 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
             ensure(rate > F::zero() && rate <= F::one(), "baseline rate")?;
         }
         ensure(self.baseline_value.is_finite(), "baseline value")?;
+        // `learn` trusts a context equal to the cached one as checked.
+        ensure(
+            !self.probs_valid || self.probs_x.iter().all(|v| v.is_finite()),
+            "cached context finite",
+        )?;
         let (kp, d) = (self.policy.probs_len(), self.policy.context_dim());
         ensure(
             self.probs.len() == kp && self.scratch.len() == kp && self.probs_x.len() == d,
