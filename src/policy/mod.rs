@@ -17,7 +17,8 @@
 //!   action-dependent features).
 //!
 //! The helpers a user's own policy or learner needs are public here:
-//! [`check_context`], [`check_action`], [`check_len`], [`sample_action`].
+//! [`check_context`], [`check_action`], [`check_len`], [`sample_action`],
+//! and [`Checked`], a context checked once for an act and its learn.
 
 mod adf;
 mod fixed;
