@@ -118,7 +118,7 @@ impl Real for f32 {
 }
 
 /// Branch-free `exp` for `f64` in fused multiply-adds (exactly rounded, so
-/// the result is the same on every CPU; see `crate::simd`): Cody–Waite
+/// the result is the same on every CPU; see `kernels::dispatch`): Cody–Waite
 /// reduction `x = n ln2 + r`,
 /// |r| ≤ ln2/2, a degree-13 Taylor polynomial for `exp(r)` (truncation error
 /// below 2e-16 relative) evaluated by Estrin's scheme, and the scale applied

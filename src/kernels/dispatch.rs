@@ -1,6 +1,6 @@
 //! Runtime CPU-feature dispatch for the hot kernels of act and learn.
 //!
-//! The kernels in `policy::kernels` are plain Rust that the compiler
+//! The kernels in `kernels::portable` are plain Rust that the compiler
 //! vectorizes. Built for the x86-64 baseline they get 2-lane SSE2 and a
 //! library call for each fused multiply-add; compiled a second time with
 //! AVX2 and FMA enabled they get 4 lanes and one instruction per

@@ -9,7 +9,7 @@
 //! with no scalar tail; the padded actions get a −inf logit bias, probability
 //! 0, and an update coefficient of 0, so their parameters stay 0.
 //!
-//! The hot kernels are `#[inline(always)]` so that `crate::simd` can compile
+//! The hot kernels are `#[inline(always)]` so that `kernels::dispatch` can compile
 //! them again with wider vector instructions. Products are accumulated with
 //! fused multiply-adds (`mul_add`): exactly rounded, so every variant gives
 //! the same bits. Callers check lengths.

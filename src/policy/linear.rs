@@ -213,12 +213,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
 
     fn set_params(&mut self, theta: &[F]) -> Result<()> {
         check_len("theta", theta.len(), self.k * self.d)?;
-        if let Some((index, v)) = theta.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFiniteParameter {
-                index,
-                value: v.f64(),
-            });
-        }
+        super::check_finite_params(theta)?;
         let mut t = std::mem::take(&mut self.theta);
         self.flat_to_padded(theta, &mut t);
         self.theta = t;

@@ -693,6 +693,18 @@ pub fn check_len(name: &'static str, got: usize, expected: usize) -> Result<()> 
     }
 }
 
+/// `Ok` if every parameter is finite, else [`Error::NonFiniteParameter`]
+/// naming the first that is not.
+pub(crate) fn check_finite_params<F: Real>(theta: &[F]) -> Result<()> {
+    match theta.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        Some((index, v)) => Err(Error::NonFiniteParameter {
+            index,
+            value: v.f64(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `Ok` if `action < k`, else [`Error::ActionOutOfRange`].
 ///
 /// # Errors

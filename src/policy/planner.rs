@@ -413,12 +413,7 @@ impl<F: Real> Policy<F> for Planner<F> {
 
     fn set_params(&mut self, theta: &[F]) -> Result<()> {
         check_len("theta", theta.len(), self.theta.len())?;
-        if let Some((index, v)) = theta.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFiniteParameter {
-                index,
-                value: v.f64(),
-            });
-        }
+        super::check_finite_params(theta)?;
         self.theta.copy_from_slice(theta);
         Ok(())
     }

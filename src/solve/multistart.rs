@@ -129,12 +129,7 @@ pub fn multi_start<F: Real, O: Objective<F>>(
             });
         }
     }
-    if let Some((index, v)) = start.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFiniteParameter {
-            index,
-            value: v.f64(),
-        });
-    }
+    crate::policy::check_finite_params(start)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(ms.seed);
     let mut maxima: Vec<Maximum<F>> = Vec::new();
     let mut reports = Vec::with_capacity(ms.starts);
