@@ -145,47 +145,6 @@ impl<F: Real> LinearSoftmax<F> {
         crate::kernels::logits_softmax_t(&self.theta, &self.bias, x, out)
             .ok_or(Error::NonFiniteLogits)
     }
-
-    /// The REINFORCE update for a context of the right length with finite
-    /// entries whose max |x_j| is `xmax`.
-    #[inline]
-    fn add_scaled_score_ok(
-        &mut self,
-        x: &[F],
-        xmax: F,
-        action: usize,
-        probs: &[F],
-        scale: F,
-    ) -> Result<()> {
-        check_action(action, self.k)?;
-        let padded_probs;
-        let probs = if probs.len() == self.kp {
-            probs
-        } else {
-            check_len("probs", probs.len(), self.k)?;
-            let mut p = vec![F::zero(); self.kp];
-            p[..self.k].copy_from_slice(probs);
-            padded_probs = p;
-            &padded_probs
-        };
-        if !update_is_finite(self.theta_bound, scale, xmax) {
-            // The cheap bound may be loose: tighten it once before refusing.
-            self.theta_bound = max_abs(&self.theta);
-            if !update_is_finite(self.theta_bound, scale, xmax) {
-                return Err(Error::NonFiniteUpdate);
-            }
-        }
-        crate::kernels::add_scaled_score_t(
-            &mut self.theta,
-            x,
-            probs,
-            action,
-            scale,
-            &mut self.coef,
-        );
-        self.theta_bound += scale.abs() * xmax;
-        Ok(())
-    }
 }
 
 impl<F: Real> Policy<F> for LinearSoftmax<F> {
@@ -288,8 +247,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
 
     #[inline]
     fn add_scaled_score(&mut self, x: &[F], action: usize, probs: &[F], scale: F) -> Result<()> {
-        let x = Checked::new(x, self.d)?;
-        self.add_scaled_score_ok(x.get(), x.max_abs(), action, probs, scale)
+        self.add_scaled_score_checked(Checked::new(x, self.d)?, action, probs, scale)
     }
 
     #[inline]
@@ -312,8 +270,37 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         probs: &[F],
         scale: F,
     ) -> Result<()> {
-        check_len("x", x.get().len(), self.d)?;
-        self.add_scaled_score_ok(x.get(), x.max_abs(), action, probs, scale)
+        // Checked for some d: only the length remains to be seen.
+        let (xmax, x) = (x.max_abs(), x.get());
+        check_len("x", x.len(), self.d)?;
+        check_action(action, self.k)?;
+        let padded_probs;
+        let probs = if probs.len() == self.kp {
+            probs
+        } else {
+            check_len("probs", probs.len(), self.k)?;
+            let mut p = vec![F::zero(); self.kp];
+            p[..self.k].copy_from_slice(probs);
+            padded_probs = p;
+            &padded_probs
+        };
+        if !update_is_finite(self.theta_bound, scale, xmax) {
+            // The cheap bound may be loose: tighten it once before refusing.
+            self.theta_bound = max_abs(&self.theta);
+            if !update_is_finite(self.theta_bound, scale, xmax) {
+                return Err(Error::NonFiniteUpdate);
+            }
+        }
+        crate::kernels::add_scaled_score_t(
+            &mut self.theta,
+            x,
+            probs,
+            action,
+            scale,
+            &mut self.coef,
+        );
+        self.theta_bound += scale.abs() * xmax;
+        Ok(())
     }
 
     fn add_loglik_neg_hessian(&self, x: &[F], w: &[F], c: F, h: &mut [F]) -> Result<()> {
