@@ -58,8 +58,10 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// Reads the planes of a 4·n² context: walls where the wall plane is
-    /// > ½, the agent and goal where their planes are largest (> ½).
+    /// Reads the planes of a 4·n² context: walls where the wall plane
+    /// exceeds ½, the agent and goal where their planes are largest (and
+    /// exceed ½), the cue where its plane is largest and positive (its
+    /// amplitude is a setting).
     pub fn parse<F: Real>(n: usize, x: &[F]) -> Result<Self> {
         let cells = n * n;
         if x.len() != 4 * cells {
@@ -95,7 +97,17 @@ impl Observation {
                 "a GridNav observation whose agent and goal are not walls",
             ));
         }
-        let cue = argmax(&x[3 * cells..]);
+        // The cue's amplitude is a setting of GridNav: any positive mark.
+        let cue = {
+            let (i, v) = x[3 * cells..]
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, F::zero()),
+                    |b, (i, v)| if *v > b.1 { (i, *v) } else { b },
+                );
+            (v > F::zero()).then_some(i)
+        };
         Ok(Self {
             walls,
             agent,

@@ -95,6 +95,7 @@ pub mod grid;
 pub mod history;
 mod kernels;
 pub mod learner;
+pub mod mesa;
 pub mod objective;
 pub mod ope;
 pub mod policy;

@@ -24,6 +24,34 @@ pub struct GridConfig {
     /// The step from which the cue is placed independently of the goal
     /// (default `usize::MAX`: never).
     pub shift: usize,
+    /// The value κ of the cue's cell in the cue plane of the observation
+    /// (default 1; finite and in (0, 10⁶]). The planner's reward map then
+    /// weighs the cue cell by κ·w_cue.
+    #[cfg_attr(feature = "serde", serde(default = "one"))]
+    pub cue_amplitude: f64,
+    /// Where the correlated cue goes before the shift (default
+    /// [`CuePlacement::OnGoal`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub placement: CuePlacement,
+}
+
+#[cfg(feature = "serde")]
+fn one() -> f64 {
+    1.0
+}
+
+/// Where [`GridNav`] puts the cue, with probability ρ, before the shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum CuePlacement {
+    /// On the goal's cell: goal and cue cannot be told apart on the history.
+    #[default]
+    OnGoal,
+    /// On a free cell one move from the goal (not the agent's; if the goal
+    /// has no such neighbour, on a uniform free cell other than the
+    /// agent's): perfectly correlated with the goal but distinguishable,
+    /// since seeking the cue earns a different reward than seeking the goal.
+    NextToGoal,
 }
 
 impl Default for GridConfig {
@@ -33,6 +61,8 @@ impl Default for GridConfig {
             wall_density: 0.2,
             rho: 1.0,
             shift: usize::MAX,
+            cue_amplitude: 1.0,
+            placement: CuePlacement::OnGoal,
         }
     }
 }
@@ -123,6 +153,11 @@ impl<F: Real> GridNav<F> {
         (self.agent, self.goal, self.cue)
     }
 
+    /// The wall cells of the current grid.
+    pub fn walls(&self) -> &[bool] {
+        &self.walls
+    }
+
     /// Breadth-first distance of every cell to the goal (`u32::MAX` for walls).
     pub fn distances(&self) -> &[u32] {
         &self.dist
@@ -138,7 +173,7 @@ impl<F: Real> GridNav<F> {
         }
         self.x[cells + self.agent] = F::one();
         self.x[2 * cells + self.goal] = F::one();
-        self.x[3 * cells + self.cue] = F::one();
+        self.x[3 * cells + self.cue] = F::c(self.config.cue_amplitude);
     }
 }
 
@@ -164,6 +199,13 @@ fn check_config(c: &GridConfig) -> Result<()> {
             expected: "in [0, 0.5] (denser grids cannot be kept connected with room for agent, goal and cue)",
         });
     }
+    if !(c.cue_amplitude.is_finite() && c.cue_amplitude > 0.0 && c.cue_amplitude <= 1e6) {
+        return Err(Error::InvalidParameter {
+            name: "cue_amplitude",
+            value: c.cue_amplitude,
+            expected: "finite and in (0, 1e6]",
+        });
+    }
     if !(0.0..=1.0).contains(&c.rho) {
         return Err(Error::InvalidParameter {
             name: "rho",
@@ -176,7 +218,12 @@ fn check_config(c: &GridConfig) -> Result<()> {
 
 /// Uniform index in 0..len.
 fn pick<R: Rng + ?Sized>(rng: &mut R, len: usize) -> usize {
-    ((rng.random::<f64>() * len as f64) as usize).min(len - 1)
+    index(rng.random::<f64>(), len)
+}
+
+/// The index in 0..len (len ≥ 1) of a uniform draw v in [0, 1).
+fn index(v: f64, len: usize) -> usize {
+    ((v * len as f64) as usize).min(len.saturating_sub(1))
 }
 
 /// The indicator of the moves from `agent` that shorten the distance.
@@ -244,11 +291,26 @@ impl<F: Real> Environment<F> for GridNav<F> {
         let others: Vec<usize> = free.iter().copied().filter(|&c| c != agent).collect();
         let goal = others[pick(rng, others.len())];
         let u: f64 = rng.random();
-        let elsewhere = others[pick(rng, others.len())];
-        let on_goal = self.t < self.config.shift && u < self.config.rho;
+        let v: f64 = rng.random();
+        let elsewhere = others[index(v, others.len())];
+        let correlated = self.t < self.config.shift && u < self.config.rho;
         self.agent = agent;
         self.goal = goal;
-        self.cue = if on_goal { goal } else { elsewhere };
+        self.cue = match (correlated, self.config.placement) {
+            (false, _) => elsewhere,
+            (true, CuePlacement::OnGoal) => goal,
+            (true, CuePlacement::NextToGoal) => {
+                let near: Vec<usize> = (0..4)
+                    .map(|m| step_cell(n, &self.walls, goal, m))
+                    .filter(|&c| c != goal && c != agent)
+                    .collect();
+                if near.is_empty() {
+                    elsewhere
+                } else {
+                    near[index(v, near.len())]
+                }
+            }
+        };
         self.dist = bfs(n, &self.walls, goal);
         self.write_context();
         out.copy_from_slice(&self.x);

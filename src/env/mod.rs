@@ -45,7 +45,7 @@ pub use bernoulli::Bernoulli;
 pub use drifting::Drifting;
 pub use finite_context::FiniteContext;
 pub use gaussian::Gaussian;
-pub use gridnav::{GridConfig, GridNav};
+pub use gridnav::{CuePlacement, GridConfig, GridNav};
 pub use linear_adf::LinearAdf;
 pub use linear_contextual::LinearContextual;
 

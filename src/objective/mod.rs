@@ -15,16 +15,21 @@
 //!   any [`crate::policy::Policy`];
 //! * [`ExpectedReturn`]: J(θ) = V̂(θ) − (λ/2)‖θ‖², the importance-weighted
 //!   estimate of the policy's expected return on logged data (IPS,
-//!   self-normalized, or with POEM's variance penalty), not concave.
+//!   self-normalized, or with POEM's variance penalty), not concave;
+//! * [`FullInformation`]: J(θ) = Σ_t Σ_a π_θ(a | x_t) q(x_t, a) −
+//!   (λ/2)‖θ‖² with the environment's exact expected rewards q: π* of the
+//!   history with every counterfactual reward known, not concave.
 
 mod dataset;
 mod expected_return;
+mod full_information;
 pub(crate) mod loglik;
 mod weighting;
 
 pub use dataset::Dataset;
 pub(crate) use dataset::{CHUNK_ROWS, blocks_map};
 pub use expected_return::{Estimator, ExpectedReturn};
+pub use full_information::FullInformation;
 pub use loglik::LogLikelihood;
 pub use weighting::Weighting;
 

@@ -30,7 +30,7 @@ pub use crate::kernels::Normalizer;
 pub use adf::ActionFeatures;
 pub use fixed::Fixed;
 pub use linear::LinearSoftmax;
-pub use planner::{Planner, alignment, soft_value_iteration};
+pub use planner::{BETA, Planner, W_CUE, W_GOAL, alignment, soft_value_iteration};
 pub use tabular::Tabular;
 
 /// A context checked once: its length is the policy's d and every entry

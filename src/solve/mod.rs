@@ -28,7 +28,7 @@ mod trust;
 pub(crate) mod warm;
 
 pub use cg::newton_cg;
-pub use multistart::{Maximum, MultiStart, MultiStartOptions, multi_start};
+pub use multistart::{Maximum, MultiStart, MultiStartOptions, multi_start, multi_start_from};
 pub use newton::newton;
 pub use trust::trust_region;
 

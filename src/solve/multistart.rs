@@ -131,9 +131,7 @@ pub fn multi_start<F: Real, O: Objective<F>>(
     }
     crate::policy::check_finite_params(start)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(ms.seed);
-    let mut maxima: Vec<Maximum<F>> = Vec::new();
-    let mut reports = Vec::with_capacity(ms.starts);
-    for i in 0..ms.starts {
+    let starts = (0..ms.starts).map(|i| {
         let mut theta = start.to_vec();
         if i > 0 {
             for t in &mut theta {
@@ -141,6 +139,59 @@ pub fn multi_start<F: Real, O: Objective<F>>(
                 *t += ms.spread * F::c(z);
             }
         }
+        theta
+    });
+    run_starts(obj, starts, ms.distinct, options)
+}
+
+/// Runs [`trust_region`] from each of the given `starts` in order and
+/// groups the certified local maxima (converged, not a saddle) that lie
+/// within `distinct` of each other (‖θ − θ'‖∞ ≤ distinct · (1 + ‖θ'‖∞)),
+/// as [`multi_start`] does with its seeded perturbations: for a designed
+/// set of starts (one per basin a model is known to have, say).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for no starts, a negative or non-finite
+/// `distinct`, or bad options; [`Error::Length`] for a start of the wrong
+/// length, [`Error::NonFiniteParameter`] for one that is not finite;
+/// other errors of the objective.
+pub fn multi_start_from<F: Real, O: Objective<F>>(
+    obj: &mut O,
+    starts: &[Vec<F>],
+    distinct: F,
+    options: &Options<F>,
+) -> Result<MultiStart<F>> {
+    options.check()?;
+    if starts.is_empty() {
+        return Err(Error::InvalidParameter {
+            name: "starts",
+            value: 0.0,
+            expected: ">= 1",
+        });
+    }
+    if !(distinct.is_finite() && distinct >= F::zero()) {
+        return Err(Error::InvalidParameter {
+            name: "distinct",
+            value: distinct.f64(),
+            expected: "finite and >= 0",
+        });
+    }
+    for s in starts {
+        crate::policy::check_len("start", s.len(), obj.dim())?;
+        crate::policy::check_finite_params(s)?;
+    }
+    run_starts(obj, starts.iter().cloned(), distinct, options)
+}
+
+fn run_starts<F: Real, O: Objective<F>>(
+    obj: &mut O,
+    starts: impl Iterator<Item = Vec<F>>,
+    distinct: F,
+    options: &Options<F>,
+) -> Result<MultiStart<F>> {
+    let mut maxima: Vec<Maximum<F>> = Vec::new();
+    let mut reports = Vec::new();
+    for mut theta in starts {
         let report = match trust_region(obj, &mut theta, options) {
             Ok(r) => r,
             Err(Error::NonFiniteLogits) => Report {
@@ -162,7 +213,7 @@ pub fn multi_start<F: Real, O: Objective<F>>(
                     .iter()
                     .zip(&m.theta)
                     .fold(F::zero(), |s, (a, b)| s.max((*a - *b).abs()));
-                diff <= ms.distinct * (F::one() + norm_inf(&m.theta))
+                diff <= distinct * (F::one() + norm_inf(&m.theta))
             });
             match same {
                 Some(m) => m.hits += 1,
