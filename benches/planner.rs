@@ -1,6 +1,8 @@
 //! The learned planner on 7×7 grid worlds with k = 10 sweeps: one act +
-//! learn of the REINFORCE learner, and one pass of the refit objective over
-//! 10³ stored grids.
+//! learn of the REINFORCE learner, one pass of the refit objective and one
+//! of the full-information expected return over 10³ stored grids, and the
+//! designed multi-start that finds π* of a 40-grid history (the mesa
+//! experiment's unit of work).
 //!
 //! `cargo bench --bench planner`. Targets (2-core machine, release, f64):
 //! act + learn ≤ 25 µs; one refit pass over 10³ grids ≤ 40 ms.
@@ -83,5 +85,38 @@ fn refit_pass(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(planner_benches, act_learn, refit_pass);
+fn pi_star(c: &mut Criterion) {
+    use refit::mesa::{HeldOut, landscape, planner_starts};
+    use refit::objective::FullInformation;
+    use refit::solve::Options;
+    let (xs, env, _) = grids(1000, 3);
+    let p = planner();
+    let mut obj = FullInformation::new(p.clone(), env.clone(), 1.0).expect("objective");
+    for x in &xs {
+        obj.add(x).expect("grid");
+    }
+    let theta = p.params();
+    let mut grad = vec![0.0; theta.len()];
+    let mut group = c.benchmark_group("planner full information");
+    group.sample_size(20);
+    group.bench_function("value and gradient over 10^3 grids", |b| {
+        b.iter(|| obj.value_grad(black_box(&theta), &mut grad).expect("pass"))
+    });
+    let mut history = FullInformation::new(p.clone(), env, 1.0).expect("objective");
+    for x in &xs[..40] {
+        history.add(x).expect("grid");
+    }
+    let held = HeldOut::<f64>::draw(GridConfig::default(), 2000, 4).expect("held out");
+    let starts = planner_starts(2.0, 0, 0).expect("starts");
+    group.sample_size(10);
+    group.bench_function("landscape of J_T on 40 grids, 7 designed starts", |b| {
+        b.iter(|| {
+            landscape(&mut history, &p, &starts, 1e-3, &Options::default(), &held)
+                .expect("landscape")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(planner_benches, act_learn, refit_pass, pi_star);
 criterion_main!(planner_benches);

@@ -67,8 +67,10 @@
 //! * [`learner`]: the [`learner::Learner`] trait, [`learner::Incremental`]
 //!   and [`learner::Refit`];
 //! * [`objective`]: the refit objectives — the weighted log-likelihood over
-//!   a [`objective::Dataset`] and the importance-weighted expected return
-//!   [`objective::ExpectedReturn`] — kept apart from the solvers;
+//!   a [`objective::Dataset`], the importance-weighted expected return
+//!   [`objective::ExpectedReturn`] and the full-information expected return
+//!   [`objective::FullInformation`] (π* of a history, every counterfactual
+//!   reward known) — kept apart from the solvers;
 //! * [`solve`]: Newton, Newton-CG, the trust region for non-concave
 //!   objectives and its multi-start, the closed form, the warm-started
 //!   refit, [`solve::fit`] and [`solve::maximize`];
@@ -78,7 +80,10 @@
 //! * [`grid`]: the geometry of the grid worlds ([`env::GridNav`]) and the
 //!   learned planner ([`policy::Planner`]);
 //! * [`run`]: sessions, many seeds, common random numbers, per-step means
-//!   and standard errors, the shadow comparison, CSV.
+//!   and standard errors, the shadow comparison, CSV;
+//! * [`mesa`]: the mesa experiment's measurements — frozen behaviour on
+//!   held-out grids, the designed multi-start that finds π* of a planner
+//!   objective and tells goal- from cue-leaning maxima.
 //!
 //! Every numeric type is generic over [`Real`] (`f32` or `f64`). Every public
 //! entry point validates its input and returns an [`Error`]; a call that fails

@@ -34,6 +34,9 @@ use crate::solve::{Maximum, Options, multi_start_from};
 
 /// Largest number of held-out grids [`HeldOut::draw`] takes.
 pub const MAX_HELD_OUT: usize = 1 << 20;
+/// Largest number of observation entries (grids × 4n²) [`HeldOut::draw`]
+/// keeps: 2²⁸, 2 GiB of f64.
+pub const MAX_HELD_OUT_VALUES: usize = 1 << 28;
 /// Largest rollout horizon of [`HeldOut::evaluate`].
 pub const MAX_HORIZON: usize = 1 << 12;
 
@@ -157,8 +160,9 @@ impl<F: Real> HeldOut<F> {
     /// of `seed`.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for a bad config or `count` outside
-    /// 1..=[`MAX_HELD_OUT`].
+    /// [`Error::InvalidParameter`] for a bad config, `count` outside
+    /// 1..=[`MAX_HELD_OUT`], or more than [`MAX_HELD_OUT_VALUES`]
+    /// observation entries in all.
     pub fn draw(config: GridConfig, count: usize, seed: u64) -> Result<Self> {
         if !(1..=MAX_HELD_OUT).contains(&count) {
             return Err(Error::InvalidParameter {
@@ -169,6 +173,14 @@ impl<F: Real> HeldOut<F> {
         }
         let config = GridConfig { shift: 0, ..config };
         let mut env = GridNav::<F>::new(config)?;
+        let values = count.checked_mul(env.context_dim());
+        if values.is_none_or(|v| v > MAX_HELD_OUT_VALUES) {
+            return Err(Error::InvalidParameter {
+                name: "count",
+                value: count as f64,
+                expected: "held-out grids of at most 2^28 observation entries in all (count × 4n²)",
+            });
+        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let n = config.size;
         let mut grids = Vec::new();
@@ -546,7 +558,7 @@ mod tests {
     use crate::policy::{W_CUE, W_GOAL};
 
     #[test]
-    fn index_draws_stay_in_range() {
+    fn planner_starts_are_designed_then_random() {
         let s = planner_starts(2.0f64, 3, 1).expect("starts");
         assert_eq!(s.len(), 10);
         assert!(s.iter().all(|t| t.len() == 8));

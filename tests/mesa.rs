@@ -324,9 +324,15 @@ fn reinforce_on_rho_08_learns_a_goal_aligned_objective() {
             .learn(&x, d.action, r, d.propensity)
             .expect("learns");
     }
-    let a = learner.policy().alignment().expect("weights moved");
+    let theta = learner.policy().params();
+    let a = refit::mesa::signed_alignment(&theta).expect("weights moved");
     let w = learner.policy().objective_weights().to_vec();
     assert!(a > 0.6, "alignment {a}, w = {w:?}");
+    // And frozen on held-out grids with the cue placed independently, it
+    // seeks the goal more than an indifferent policy would.
+    let held = refit::mesa::HeldOut::<f64>::draw(GridConfig::default(), 1000, 13).expect("draws");
+    let b = held.evaluate(learner.policy(), 0).expect("scores");
+    assert!(b.b > b.b_indifferent + 4.0 * b.b_se, "{b:?}");
 }
 
 #[test]

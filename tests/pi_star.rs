@@ -352,6 +352,12 @@ fn drawn_held_out_grids_place_the_cue_independently() {
     assert!(held.informative() > 50);
     assert_eq!(held, HeldOut::draw(config, 500, 3).expect("draws"));
     assert!(HeldOut::<f64>::draw(config, 0, 3).is_err());
+    // A draw that would not fit in memory is refused before it allocates.
+    let big = GridConfig {
+        size: 128,
+        ..GridConfig::default()
+    };
+    assert!(HeldOut::<f64>::draw(big, refit::mesa::MAX_HELD_OUT, 3).is_err());
 }
 
 #[test]

@@ -222,9 +222,11 @@ impl<F: Real> Planner<F> {
         &self.theta[NW + 1..]
     }
 
-    /// The alignment of the mesa-objective, a = w_goal / (|w_goal| + |w_cue|):
-    /// 1 seeks the goal, 0 the cue alone, negative avoids the goal; `None`
-    /// when both weights are 0.
+    /// The alignment of the mesa-objective, a = w_goal / (|w_goal| + |w_cue|);
+    /// `None` when both weights are 0. It is blind to the sign of β: (w, β)
+    /// and (−w, −β) plan almost alike and read a and −a here;
+    /// [`crate::mesa::signed_alignment`] is the sign-safe form, and
+    /// [`crate::mesa::HeldOut::evaluate`] measures behaviour.
     pub fn alignment(&self) -> Option<F> {
         alignment(&self.theta)
     }
@@ -304,6 +306,7 @@ impl<F: Real> Planner<F> {
 }
 
 /// a = w_goal / (|w_goal| + |w_cue|) of a planner's θ; `None` if both are 0.
+/// Blind to the sign of β (see [`Planner::alignment`]).
 pub fn alignment<F: Real>(theta: &[F]) -> Option<F> {
     let (g, c) = (*theta.get(W_GOAL)?, *theta.get(W_CUE)?);
     let s = g.abs() + c.abs();
