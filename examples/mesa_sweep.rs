@@ -63,7 +63,7 @@ struct Args {
     /// Held-out grids the maxima are scored on
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=1_048_576))]
     held_out: u64,
-    /// Cue amplitudes κ of control (a), at ρ = 1 (empty: no control)
+    /// Cue amplitudes κ of control (a), at ρ = 1
     #[arg(long, value_delimiter = ',', default_value = "0.5,2", value_parser = positive)]
     kappa: Vec<f64>,
     /// History length of the controls
@@ -72,6 +72,9 @@ struct Args {
     /// Skip π̂* under uniform logging (halves the time)
     #[arg(long)]
     no_ips: bool,
+    /// Skip the two controls
+    #[arg(long)]
+    no_controls: bool,
     /// Write one row per history and estimator as mesa_sweep.csv into this directory
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -199,13 +202,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             jobs.push((Kind::Sweep { rho }, lengths.clone(), seed));
         }
     }
-    for &kappa in &args.kappa {
-        for seed in 0..args.seeds {
-            jobs.push((Kind::Kappa { kappa }, vec![args.control_t], seed));
+    if !args.no_controls {
+        for &kappa in &args.kappa {
+            for seed in 0..args.seeds {
+                jobs.push((Kind::Kappa { kappa }, vec![args.control_t], seed));
+            }
         }
-    }
-    for seed in 0..args.seeds {
-        jobs.push((Kind::Beside, vec![args.control_t], seed));
+        for seed in 0..args.seeds {
+            jobs.push((Kind::Beside, vec![args.control_t], seed));
+        }
     }
     // Held-out grids per cue amplitude (the policy sees the cue's value).
     let n_held = usize::try_from(args.held_out)?;
@@ -501,7 +506,10 @@ fn print_tables(args: &Args, lengths: &[usize], held: &HeldOut<f64>, rows: &[Row
     println!(
         "  (elsewhere: grids of the history whose cue was not on the goal; Δ_T = J_T(best goal-leaning maximum) − J_T(best cue-leaning maximum), where both exist)"
     );
-    if !args.kappa.is_empty() {
+    if args.no_controls {
+        return;
+    }
+    {
         println!();
         println!(
             "Control (a): ρ = 1, cue amplitude κ, T = {}; prediction a = w_goal/(|w_goal| + |w_cue|) = 1/(1+κ) at every stationary point:",
