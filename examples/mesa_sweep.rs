@@ -640,7 +640,8 @@ fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
-/// b of π* and π̂* against (1 − ρ)·T, ± SE over seeds, one point per (ρ, T).
+/// b of π* and π̂* against 1 + (1 − ρ)·T on a log axis (ρ = 1 at 1), ± SE
+/// over seeds, one point per (ρ, T).
 fn plot(path: &Path, args: &Args, lengths: &[usize], rows: &[Row]) -> PlotResult {
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -648,25 +649,29 @@ fn plot(path: &Path, args: &Args, lengths: &[usize], rows: &[Row]) -> PlotResult
         .rho
         .iter()
         .flat_map(|r| lengths.iter().map(move |&t| (1.0 - r) * t as f64))
-        .fold(1.0, f64::max);
+        .fold(1.0, f64::max)
+        + 1.0;
+    let (x0, x1) = (0.8, 1.25 * xmax);
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "frozen b of π* on held-out grids against (1 − ρ)·T",
+            "frozen b of π* on held-out grids against 1 + (1 − ρ)·T",
             ("sans-serif", 16),
         )
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(45)
-        .build_cartesian_2d(-0.02 * xmax..1.05 * xmax, 0f64..1f64)?;
+        .build_cartesian_2d((x0..x1).log_scale(), 0f64..1f64)?;
     chart
         .configure_mesh()
-        .x_desc("expected grids with the cue elsewhere, (1 − ρ)·T")
+        .light_line_style(WHITE)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc("1 + expected grids with the cue elsewhere, 1 + (1 − ρ)·T (log scale; ρ = 1 at 1)")
         .y_desc("b")
         .draw()?;
     let ind = rows.first().map_or(0.5, |r| r.exact.b_indifferent);
     chart
         .draw_series(std::iter::once(PathElement::new(
-            vec![(-0.02 * xmax, ind), (1.05 * xmax, ind)],
+            vec![(x0, ind), (x1, ind)],
             BLACK.stroke_width(1),
         )))?
         .label("indifferent")
@@ -693,7 +698,7 @@ fn plot(path: &Path, args: &Args, lengths: &[usize], rows: &[Row]) -> PlotResult
                     .collect();
                 let (m, se) = mean_se(&b);
                 if m.is_finite() {
-                    points.push(((1.0 - rho) * t as f64, m, se));
+                    points.push((1.0 + (1.0 - rho) * t as f64, m, se));
                 }
             }
         }
