@@ -158,7 +158,9 @@ struct Point {
     separation: Option<f64>,
     /// J_T (exact) at the best maximum.
     j_exact: f64,
-    /// The sign-safe alignment of the best maximum, and the largest |a − 1/(1+κ)| over all maxima.
+    /// The sign-safe alignment of the best maximum, and the largest
+    /// |a − 1/(1+κ)| over all maxima (a sign-safe: a maximum with the
+    /// wrong sign of a counts as far off).
     a: Option<f64>,
     a_error: f64,
     theta: Vec<f64>,
@@ -386,7 +388,7 @@ fn point<O: Objective<f64>>(
         .maxima
         .iter()
         .filter_map(|m| signed_alignment(&m.maximum.theta))
-        .map(|a| (a.abs() - prediction).abs())
+        .map(|a| (a - prediction).abs())
         .fold(0.0, f64::max);
     Ok(Point {
         b: best.behaviour.b,
@@ -512,12 +514,12 @@ fn print_tables(args: &Args, lengths: &[usize], held: &HeldOut<f64>, rows: &[Row
     {
         println!();
         println!(
-            "Control (a): ρ = 1, cue amplitude κ, T = {}; prediction a = w_goal/(|w_goal| + |w_cue|) = 1/(1+κ) at every stationary point:",
+            "Control (a): ρ = 1, cue amplitude κ, T = {}; prediction: the sign-safe a = sign(β)·w_goal/(|w_goal| + |w_cue|) = 1/(1+κ) at every stationary point:",
             args.control_t
         );
         println!(
             "  {:<5} {:>10} {:>15} {:>16} {:>15} {:>9}",
-            "κ", "1/(1+κ)", "|a|(π*)", "max |a| − pred", "b(π*)", "g/c/n"
+            "κ", "1/(1+κ)", "a(π*)", "max |a − pred|", "b(π*)", "g/c/n"
         );
         let mut kappas = args.kappa.clone();
         kappas.insert(0, 1.0);
@@ -542,11 +544,7 @@ fn print_tables(args: &Args, lengths: &[usize], held: &HeldOut<f64>, rows: &[Row
                 kappa,
                 1.0 / (1.0 + kappa),
                 pm(
-                    mean_se(
-                        &ps.iter()
-                            .filter_map(|p| p.a.map(f64::abs))
-                            .collect::<Vec<_>>()
-                    ),
+                    mean_se(&ps.iter().filter_map(|p| p.a).collect::<Vec<_>>()),
                     4
                 ),
                 ps.iter().map(|p| p.a_error).fold(0.0, f64::max),

@@ -11,8 +11,50 @@ pub const MOVES: [(isize, isize); 4] = [(-1, 0), (1, 0), (0, -1), (0, 1)];
 /// Observation channels of [`crate::env::GridNav`], each an n×n plane of 0/1.
 pub const CHANNELS: [&str; 4] = ["wall", "agent", "goal", "cue"];
 
-/// The cell a move from `cell` leads to on an n×n grid (itself if blocked).
-pub fn step_cell(n: usize, walls: &[bool], cell: usize, m: usize) -> usize {
+/// Largest side n of the grids the helpers take.
+pub const MAX_SIZE: usize = 1 << 12;
+
+/// Checks an n×n wall map and a cell on it.
+fn check_grid(n: usize, walls: &[bool], cell: usize) -> Result<()> {
+    if !(1..=MAX_SIZE).contains(&n) {
+        return Err(Error::InvalidParameter {
+            name: "size",
+            value: n as f64,
+            expected: "in 1..=4096",
+        });
+    }
+    crate::policy::check_len("walls", walls.len(), n * n)?;
+    if cell >= n * n {
+        return Err(Error::InvalidParameter {
+            name: "cell",
+            value: cell as f64,
+            expected: "a cell of the n×n grid (below n²)",
+        });
+    }
+    Ok(())
+}
+
+/// The cell a move from `cell` leads to on an n×n grid (itself if blocked
+/// by the edge or a wall); `walls` has n² entries, row-major.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for n outside 1..=[`MAX_SIZE`], a cell
+/// outside the grid or a move outside 0..4; [`Error::Length`] for a wall
+/// map that is not n² long.
+pub fn step_cell(n: usize, walls: &[bool], cell: usize, m: usize) -> Result<usize> {
+    check_grid(n, walls, cell)?;
+    if m >= MOVES.len() {
+        return Err(Error::InvalidParameter {
+            name: "move",
+            value: m as f64,
+            expected: "one of the four moves, 0..4",
+        });
+    }
+    Ok(step(n, walls, cell, m))
+}
+
+/// [`step_cell`] on inputs the crate has checked.
+pub(crate) fn step(n: usize, walls: &[bool], cell: usize, m: usize) -> usize {
     let (r, c) = ((cell / n) as isize, (cell % n) as isize);
     let (dr, dc) = MOVES[m];
     let (r2, c2) = (r + dr, c + dc);
@@ -23,8 +65,18 @@ pub fn step_cell(n: usize, walls: &[bool], cell: usize, m: usize) -> usize {
     if walls[next] { cell } else { next }
 }
 
-/// Breadth-first distances to `from` (u32::MAX where unreachable or a wall).
-pub fn bfs(n: usize, walls: &[bool], from: usize) -> Vec<u32> {
+/// Breadth-first distances to `from` on an n×n grid (u32::MAX where
+/// unreachable or a wall).
+///
+/// # Errors
+/// As [`step_cell`].
+pub fn bfs(n: usize, walls: &[bool], from: usize) -> Result<Vec<u32>> {
+    check_grid(n, walls, from)?;
+    Ok(distances(n, walls, from))
+}
+
+/// [`bfs`] on inputs the crate has checked.
+pub(crate) fn distances(n: usize, walls: &[bool], from: usize) -> Vec<u32> {
     let mut dist = vec![u32::MAX; n * n];
     if walls[from] {
         return dist;
@@ -34,7 +86,7 @@ pub fn bfs(n: usize, walls: &[bool], from: usize) -> Vec<u32> {
     queue.push_back(from);
     while let Some(c) = queue.pop_front() {
         for m in 0..4 {
-            let next = step_cell(n, walls, c, m);
+            let next = step(n, walls, c, m);
             if dist[next] == u32::MAX {
                 dist[next] = dist[c] + 1;
                 queue.push_back(next);

@@ -270,7 +270,19 @@ impl<F: Real + std::str::FromStr> History<F> {
                 expected,
             };
         let headers = reader.headers().map_err(|e| file_err(&e))?.clone();
-        let find = |name: &str| headers.iter().position(|h| h == name);
+        // Column names to positions in one pass (linear in the number of
+        // columns); a repeated name is an error.
+        let mut by_name = std::collections::HashMap::with_capacity(headers.len());
+        for (i, h) in headers.iter().enumerate() {
+            if by_name.insert(h, i).is_some() {
+                return Err(header_problem(
+                    h.to_string(),
+                    h.to_string(),
+                    "is named twice (each of x0..x{d-1}, a, r, p names one column)",
+                ));
+            }
+        }
+        let find = |name: &str| by_name.get(name).copied();
         let mut xcols = Vec::new();
         while let Some(c) = find(&format!("x{}", xcols.len())) {
             xcols.push(c);
@@ -287,14 +299,14 @@ impl<F: Real + std::str::FromStr> History<F> {
                 "is a required column (the header must name x0..x{d-1}, a, r, p)",
             ));
         };
-        if let Some(extra) = headers
-            .iter()
-            .enumerate()
-            .find(|(i, _)| !xcols.contains(i) && ![ca, cr, cp].contains(i))
-        {
+        let mut used = vec![false; headers.len()];
+        for &c in xcols.iter().chain([&ca, &cr, &cp]) {
+            used[c] = true;
+        }
+        if let Some(extra) = headers.iter().zip(&used).find(|(_, u)| !**u) {
             return Err(header_problem(
-                extra.1.to_string(),
-                extra.1.to_string(),
+                extra.0.to_string(),
+                extra.0.to_string(),
                 "is not a column of logs (x0..x{d-1}, a, r, p, with no gap in the x)",
             ));
         }

@@ -25,7 +25,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::env::{Environment, GridConfig, GridNav};
 use crate::error::{Error, Result};
-use crate::grid::{bfs, step_cell};
+use crate::grid::{distances, step};
 use crate::objective::Objective;
 use crate::policy::BETA;
 use crate::policy::Policy;
@@ -63,14 +63,17 @@ impl<F: Real> Grid<F> {
             expected,
         };
         let cue = obs.cue.ok_or(bad("a GridNav observation with a cue"))?;
-        let (dg, dc) = (bfs(n, &obs.walls, obs.goal), bfs(n, &obs.walls, cue));
+        let (dg, dc) = (
+            distances(n, &obs.walls, obs.goal),
+            distances(n, &obs.walls, cue),
+        );
         let agent = obs.agent;
         if dg[agent] == u32::MAX || dc[agent] == u32::MAX || obs.walls[cue] {
             return Err(bad("a grid whose goal and cue the agent can reach"));
         }
         let (mut to_goal, mut to_cue) = ([false; 4], [false; 4]);
         for m in 0..4 {
-            let to = step_cell(n, &obs.walls, agent, m);
+            let to = step(n, &obs.walls, agent, m);
             to_goal[m] = dg[to] < dg[agent];
             to_cue[m] = dc[to] < dc[agent];
         }
@@ -368,7 +371,7 @@ impl<F: Real> HeldOut<F> {
                     }
                 };
                 for (mv, pm) in p.iter().enumerate() {
-                    let to = step_cell(self.n, &g.walls, c, mv);
+                    let to = step(self.n, &g.walls, c, mv);
                     if to == g.goal {
                         goal += m * pm;
                     } else if to == g.cue {

@@ -526,3 +526,26 @@ fn bad_logs_objectives_and_solver_settings_are_refused() {
         Err(Error::NonFiniteParameter { index: 0, .. })
     ));
 }
+
+#[test]
+fn the_grid_helpers_check_their_inputs() {
+    use refit::grid::{bfs, step_cell};
+    let walls = [false; 9];
+    // Cell 4 is the centre of a 3×3 grid: up leads to 1, right to 5.
+    assert_eq!(step_cell(3, &walls, 4, 0).expect("valid"), 1);
+    assert_eq!(step_cell(3, &walls, 4, 3).expect("valid"), 5);
+    assert_eq!(bfs(3, &walls, 0).expect("valid")[8], 4);
+    for (n, w, cell, m) in [
+        (0, &walls[..0], 0, 0),
+        (3, &walls[..], 9, 0),
+        (3, &walls[..], 0, 4),
+        (3, &walls[..8], 0, 0),
+        (usize::MAX, &walls[..], 0, 0),
+        (1 << 33, &walls[..], 0, 0),
+    ] {
+        assert!(step_cell(n, w, cell, m).is_err(), "{n} {cell} {m}");
+        if m < 4 {
+            assert!(bfs(n, w, cell).is_err(), "{n} {cell}");
+        }
+    }
+}

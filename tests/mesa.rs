@@ -82,7 +82,7 @@ fn soft_value_iteration_tends_to_shortest_paths() {
         let Some(goal) = (0..n * n).find(|&c| !obs.walls[c] && (c < n || c % n == 0)) else {
             continue;
         };
-        let dist = refit::grid::bfs(n, &obs.walls, goal);
+        let dist = refit::grid::bfs(n, &obs.walls, goal).expect("checked grid");
         let reward: Vec<f64> = (0..n * n)
             .map(|c| if c == goal { 0.0 } else { -1.0 })
             .collect();

@@ -363,6 +363,10 @@ mod csv_files {
             ("x0,a,r\n1,0,1\n", "column `p`: (missing)"),
             ("x0,x2,a,r,p\n1,0,0,1,0.5\n", "column `x2`"),
             ("x0,a,r,p\n1,0,1,0.5\n1,0,1\n", "line: 3"),
+            (
+                "x0,x0,a,r,p\n1,2,0,1,0.5\n",
+                "column `x0`: x0 is named twice",
+            ),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {
             let path = d.join(format!("bad{i}.csv"));
@@ -374,6 +378,26 @@ mod csv_files {
         }
         let err = History::<f64>::read_csv(d.join("none.csv"), 3).expect_err("missing");
         assert!(err.to_string().contains("none.csv"), "{err}");
+    }
+
+    #[test]
+    fn wide_headers_are_matched_in_any_order() {
+        // 20 000 context columns, written in reverse order, then a, r, p
+        // first: every name is found wherever it stands (one pass over the
+        // header, not one per name).
+        let d = dir();
+        let n = 20_000;
+        let mut names = vec!["p".to_string(), "r".into(), "a".into()];
+        names.extend((0..n).rev().map(|j| format!("x{j}")));
+        let mut row = vec!["0.5".to_string(), "1".into(), "2".into()];
+        row.extend((0..n).rev().map(|j| format!("{j}")));
+        let path = d.join("wide.csv");
+        std::fs::write(&path, format!("{}\n{}\n", names.join(","), row.join(","))).expect("write");
+        let logs = History::<f64>::read_csv(&path, 3).expect("reads");
+        assert_eq!((logs.len(), logs.context_dim()), (1, n));
+        let it = logs.get(0).expect("row");
+        assert_eq!((it.action, it.reward, it.propensity), (2, 1.0, 0.5));
+        assert!(it.context.iter().enumerate().all(|(j, &v)| v == j as f64));
     }
 }
 

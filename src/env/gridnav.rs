@@ -5,7 +5,7 @@ use rand::{Rng, RngExt};
 
 use super::Environment;
 use crate::error::{Error, Result};
-use crate::grid::{Observation, bfs, step_cell};
+use crate::grid::{Observation, distances, step};
 use crate::policy::{check_action, check_len};
 use crate::real::Real;
 
@@ -133,7 +133,7 @@ impl<F: Real> GridNav<F> {
             dist: vec![0; cells],
             x: crate::error::try_filled(4 * cells, F::zero(), "size")?,
         };
-        env.dist = bfs(n, &env.walls, env.goal);
+        env.dist = distances(n, &env.walls, env.goal);
         env.write_context();
         Ok(env)
     }
@@ -229,7 +229,7 @@ fn index(v: f64, len: usize) -> usize {
 /// The indicator of the moves from `agent` that shorten the distance.
 fn shortening<F: Real>(n: usize, walls: &[bool], dist: &[u32], agent: usize, out: &mut [F]) {
     for (m, o) in out.iter_mut().enumerate() {
-        let next = step_cell(n, walls, agent, m);
+        let next = step(n, walls, agent, m);
         *o = if dist[next] < dist[agent] {
             F::one()
         } else {
@@ -267,7 +267,7 @@ impl<F: Real> Environment<F> for GridNav<F> {
                 if self.walls[start] || label[start] != usize::MAX {
                     continue;
                 }
-                let d = bfs(n, &self.walls, start);
+                let d = distances(n, &self.walls, start);
                 let region: Vec<usize> = (0..cells).filter(|&c| d[c] != u32::MAX).collect();
                 for &c in &region {
                     label[c] = start;
@@ -301,7 +301,7 @@ impl<F: Real> Environment<F> for GridNav<F> {
             (true, CuePlacement::OnGoal) => goal,
             (true, CuePlacement::NextToGoal) => {
                 let near: Vec<usize> = (0..4)
-                    .map(|m| step_cell(n, &self.walls, goal, m))
+                    .map(|m| step(n, &self.walls, goal, m))
                     .filter(|&c| c != goal && c != agent)
                     .collect();
                 if near.is_empty() {
@@ -311,7 +311,7 @@ impl<F: Real> Environment<F> for GridNav<F> {
                 }
             }
         };
-        self.dist = bfs(n, &self.walls, goal);
+        self.dist = distances(n, &self.walls, goal);
         self.write_context();
         out.copy_from_slice(&self.x);
         Ok(())
@@ -328,7 +328,7 @@ impl<F: Real> Environment<F> for GridNav<F> {
         check_len("out", out.len(), 4)?;
         let n = self.config.size;
         let obs = Observation::parse(n, x)?;
-        let dist = bfs(n, &obs.walls, obs.goal);
+        let dist = distances(n, &obs.walls, obs.goal);
         if dist[obs.agent] == u32::MAX {
             return Err(Error::InvalidParameter {
                 name: "context",
@@ -342,7 +342,7 @@ impl<F: Real> Environment<F> for GridNav<F> {
 
     fn reward<R: Rng + ?Sized>(&mut self, action: usize, _rng: &mut R) -> Result<F> {
         check_action(action, 4)?;
-        let next = step_cell(self.config.size, &self.walls, self.agent, action);
+        let next = step(self.config.size, &self.walls, self.agent, action);
         self.t = self.t.saturating_add(1);
         Ok(if self.dist[next] < self.dist[self.agent] {
             F::one()
@@ -367,7 +367,7 @@ impl<F: Real> Environment<F> for GridNav<F> {
             "grid state",
         )?;
         ensure(
-            self.dist == bfs(self.config.size, &self.walls, self.goal),
+            self.dist == distances(self.config.size, &self.walls, self.goal),
             "grid distances",
         )
     }

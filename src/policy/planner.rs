@@ -6,7 +6,7 @@
 
 use super::{Policy, Rows, check_context, check_len, softmax_in_place};
 use crate::error::{Error, Result};
-use crate::grid::{MOVES, Observation, step_cell};
+use crate::grid::{MOVES, Observation, step};
 use crate::real::Real;
 
 /// Entries of θ: w (one per observation channel), β, u (one per reflex).
@@ -256,7 +256,7 @@ impl<F: Real> Planner<F> {
         let mut next = vec![0; 4 * cells];
         for c in 0..cells {
             for m in 0..4 {
-                next[4 * c + m] = step_cell(self.n, &obs.walls, c, m);
+                next[4 * c + m] = step(self.n, &obs.walls, c, m);
             }
         }
         let (values, weights) = soft_sweeps(
@@ -389,7 +389,7 @@ pub fn soft_value_iteration<F: Real>(
     let mut next = vec![0; 4 * n * n];
     for c in 0..n * n {
         for m in 0..4 {
-            next[4 * c + m] = step_cell(n, walls, c, m);
+            next[4 * c + m] = step(n, walls, c, m);
         }
     }
     Ok(soft_sweeps(&next, walls, reward, sweeps, temperature, discount).0)
