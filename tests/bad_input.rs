@@ -549,3 +549,19 @@ fn the_grid_helpers_check_their_inputs() {
         }
     }
 }
+
+#[test]
+fn action_counts_near_usize_max_are_errors_not_panics() {
+    for k in [usize::MAX, usize::MAX - 1, usize::MAX - 3, usize::MAX / 2] {
+        assert!(Tabular::<f64>::new(k).is_err(), "Tabular {k}");
+        assert!(
+            LinearSoftmax::<f64>::new(k, 1).is_err(),
+            "LinearSoftmax {k}"
+        );
+        assert!(
+            LinearSoftmax::<f64>::new(k, 3).is_err(),
+            "LinearSoftmax {k}×3"
+        );
+    }
+    assert!(LinearSoftmax::<f64>::new(5, 3).is_ok());
+}

@@ -69,7 +69,15 @@ impl<F: Real> LinearSoftmax<F> {
         if d == 0 {
             return Err(Error::ZeroContextDim);
         }
-        let kp = padded(k);
+        // K rounded up to the lane width, without wrapping near usize::MAX.
+        let kp =
+            k.checked_next_multiple_of(crate::kernels::LANES)
+                .ok_or(Error::InvalidParameter {
+                    name: "k",
+                    value: k as f64,
+                    expected: "K small enough to allocate",
+                })?;
+        debug_assert_eq!(kp, padded(k));
         let n = kp
             .checked_mul(d)
             .filter(|n| {
@@ -92,7 +100,7 @@ impl<F: Real> LinearSoftmax<F> {
             theta: crate::error::try_filled(n, F::zero(), "k * d")?,
             bias,
             theta_bound: F::zero(),
-            coef: vec![F::zero(); kp],
+            coef: crate::error::try_filled(kp, F::zero(), "k")?,
         })
     }
 
