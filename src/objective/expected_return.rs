@@ -579,38 +579,14 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
     /// whose logits are not linear in θ.
     fn neg_hess_vec_fd(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
         let theta = self.model.params();
-        let vmax = crate::policy::max_abs(v);
-        let p = theta.len();
-        if vmax == F::zero() {
-            for (o, &vi) in out.iter_mut().zip(v) {
-                *o = self.lambda * vi;
-            }
-            return Ok(());
-        }
-        let h = F::epsilon().cbrt() * (F::one() + crate::policy::max_abs(&theta)) / vmax;
-        let mut gp = vec![F::zero(); p];
-        let mut gm = vec![F::zero(); p];
-        let shifted = |s: F| -> Vec<F> {
-            theta
-                .iter()
-                .zip(v)
-                .map(|(t, vi)| *t + s * h * *vi)
-                .collect()
-        };
         // The remembered θ and what its evaluation left are put back
         // afterwards, whatever happens: two passes per product, not three.
         let saved = (self.model.clone(), std::mem::take(&mut self.state));
-        let result = (|| {
-            self.value_grad(&shifted(F::one()), &mut gp)?;
-            self.value_grad(&shifted(-F::one()), &mut gm)
-        })();
+        let lambda = self.lambda;
+        let result =
+            super::difference_hess_vec(&theta, v, lambda, out, |t, g| self.value_grad(t, g));
         (self.model, self.state) = saved;
-        result?;
-        let inv = F::one() / (F::c(2.0) * h);
-        for ((o, a), b) in out.iter_mut().zip(&gp).zip(&gm) {
-            *o = -(*a - *b) * inv;
-        }
-        Ok(())
+        result
     }
 }
 

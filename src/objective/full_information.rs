@@ -265,36 +265,13 @@ impl<F: Real, P: Policy<F>, E: Environment<F>> FullInformation<F, P, E> {
     /// −∇²J v by central differences of the exact gradient.
     fn neg_hess_vec_fd(&mut self, v: &[F], out: &mut [F]) -> Result<()> {
         let theta = self.model.params();
-        let vmax = crate::policy::max_abs(v);
-        if vmax == F::zero() {
-            for (o, &vi) in out.iter_mut().zip(v) {
-                *o = self.lambda * vi;
-            }
-            return Ok(());
-        }
-        let h = F::epsilon().cbrt() * (F::one() + crate::policy::max_abs(&theta)) / vmax;
-        let p = theta.len();
-        let (mut gp, mut gm) = (vec![F::zero(); p], vec![F::zero(); p]);
-        let shifted = |s: F| -> Vec<F> {
-            theta
-                .iter()
-                .zip(v)
-                .map(|(t, vi)| *t + s * h * *vi)
-                .collect()
-        };
         // The remembered θ is put back afterwards, whatever happens.
         let saved = self.model.clone();
-        let result = (|| {
-            self.value_grad(&shifted(F::one()), &mut gp)?;
-            self.value_grad(&shifted(-F::one()), &mut gm)
-        })();
+        let lambda = self.lambda;
+        let result =
+            super::difference_hess_vec(&theta, v, lambda, out, |t, g| self.value_grad(t, g));
         self.model = saved;
-        result?;
-        let inv = F::one() / (F::c(2.0) * h);
-        for ((o, a), b) in out.iter_mut().zip(&gp).zip(&gm) {
-            *o = -(*a - *b) * inv;
-        }
-        Ok(())
+        result
     }
 }
 

@@ -37,6 +37,44 @@ use crate::error::Result;
 use crate::policy::Policy;
 use crate::real::Real;
 
+/// −∇²J v by central differences of the exact gradient `grad_at` of J =
+/// data − (λ/2)‖θ‖² around θ, two gradient evaluations per product (for
+/// policies whose logits are not linear in θ). The step is ε^⅓ (1 +
+/// ‖θ‖∞) / ‖v‖∞; v = 0 gives λ v without an evaluation. The caller puts
+/// back whatever `grad_at` leaves remembered.
+pub(crate) fn difference_hess_vec<F: Real>(
+    theta: &[F],
+    v: &[F],
+    lambda: F,
+    out: &mut [F],
+    mut grad_at: impl FnMut(&[F], &mut [F]) -> Result<F>,
+) -> Result<()> {
+    let vmax = crate::policy::max_abs(v);
+    if vmax == F::zero() {
+        for (o, &vi) in out.iter_mut().zip(v) {
+            *o = lambda * vi;
+        }
+        return Ok(());
+    }
+    let h = F::epsilon().cbrt() * (F::one() + crate::policy::max_abs(theta)) / vmax;
+    let p = theta.len();
+    let (mut gp, mut gm) = (vec![F::zero(); p], vec![F::zero(); p]);
+    let shifted = |s: F| -> Vec<F> {
+        theta
+            .iter()
+            .zip(v)
+            .map(|(t, vi)| *t + s * h * *vi)
+            .collect()
+    };
+    grad_at(&shifted(F::one()), &mut gp)?;
+    grad_at(&shifted(-F::one()), &mut gm)?;
+    let inv = F::one() / (F::c(2.0) * h);
+    for ((o, a), b) in out.iter_mut().zip(&gp).zip(&gm) {
+        *o = -(*a - *b) * inv;
+    }
+    Ok(())
+}
+
 /// What a solver asks of an objective to maximize: its value and gradient,
 /// and products with its negated Hessian (positive definite for a strictly
 /// concave objective). Parameters are a flat vector of [`Objective::dim`]
