@@ -762,17 +762,10 @@ fn write_seeds(
         for (seed, p) in stars[r].iter().enumerate() {
             let best = p.landscape.best();
             let jb = best.map_or(f64::NAN, |b| b.maximum.value);
-            let b = &p.best;
             writeln!(
                 w,
-                "{rho},{seed},pi_star,{},{},{},{},{},{},{},,{jb},{jb},{},{},,,,,{}",
-                b.b,
-                b.b_se,
-                b.b_indifferent,
-                b.regret,
-                b.goal_first,
-                b.cue_first,
-                b.neither,
+                "{rho},{seed},pi_star,{},,{jb},{jb},{},{},,,,,{}",
+                behaviour(&p.best),
                 p.landscape.maxima.len(),
                 opt(p.landscape.separation()),
                 best.map_or(String::new(), |b| theta(&b.maximum.theta)),
@@ -781,17 +774,10 @@ fn write_seeds(
                 let Some(s) = runs[r][l].get(seed) else {
                     continue;
                 };
-                let b = &s.at_shift;
                 writeln!(
                     w,
-                    "{rho},{seed},{name},{},{},{},{},{},{},{},{},{},{jb},,,{},{},{},{},{}",
-                    b.b,
-                    b.b_se,
-                    b.b_indifferent,
-                    b.regret,
-                    b.goal_first,
-                    b.cue_first,
-                    b.neither,
+                    "{rho},{seed},{name},{},{},{},{jb},,,{},{},{},{},{}",
+                    behaviour(&s.at_shift),
                     s.at_end.b,
                     s.j_exact,
                     opt(s.own.map(|o| o.0)),
@@ -804,6 +790,15 @@ fn write_seeds(
         }
     }
     w.flush()
+}
+
+/// The CSV cells b, b_se, b_indifferent, regret, goal_first, cue_first,
+/// neither of a behaviour.
+fn behaviour(b: &Behaviour) -> String {
+    format!(
+        "{},{},{},{},{},{},{}",
+        b.b, b.b_se, b.b_indifferent, b.regret, b.goal_first, b.cue_first, b.neither
+    )
 }
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
