@@ -205,6 +205,26 @@ pub enum Error {
         /// The environment's.
         environment: usize,
     },
+    /// A size computed from the caller's input is over its documented limit
+    /// ([`crate::limits`]); nothing was allocated or changed.
+    #[error("{quantity} = {value} is over the limit {limit} (see refit::limits)")]
+    TooLarge {
+        /// The quantity, as the docs name it ("number of actions K", "K·d", …).
+        quantity: &'static str,
+        /// Its value (exact, also where a product would overflow `usize`).
+        value: u128,
+        /// Its limit.
+        limit: usize,
+    },
+    /// The allocator refused a buffer whose size came from the caller;
+    /// nothing was changed.
+    #[error("could not allocate {bytes} bytes for {quantity}")]
+    Allocation {
+        /// What the buffer holds.
+        quantity: &'static str,
+        /// The bytes asked for.
+        bytes: u128,
+    },
     /// An I/O error while writing results.
     #[error("i/o error ({kind:?}): {message}")]
     Io {
@@ -257,21 +277,6 @@ pub(crate) fn inconsistent(what: &'static str) -> Error {
 /// `Ok` if `ok`, else [`inconsistent`].
 pub(crate) fn ensure(ok: bool, what: &'static str) -> Result<()> {
     if ok { Ok(()) } else { Err(inconsistent(what)) }
-}
-
-/// A vector of `n` copies of `value`, or [`Error::InvalidParameter`] (named
-/// `name`) if it cannot be allocated: a size from user input must not abort
-/// the process.
-pub(crate) fn try_filled<T: Clone>(n: usize, value: T, name: &'static str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::InvalidParameter {
-            name,
-            value: n as f64,
-            expected: "a size that fits in memory",
-        })?;
-    v.resize(n, value);
-    Ok(v)
 }
 
 /// `Result` with the crate's [`Error`].

@@ -51,11 +51,35 @@ impl<F: Real> History<F> {
     /// [`crate::Error::ContextLength`], [`crate::Error::NonFiniteContext`].
     pub fn push(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
         check_context(x, self.d)?;
+        self.reserve(1)?;
         self.push_unchecked(x, action, reward, propensity);
         Ok(())
     }
 
-    /// [`History::push`] for a context already checked.
+    /// Makes room for `rows` more interactions, or [`crate::Error::Allocation`]
+    /// (nothing observable changes either way).
+    pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
+        let values = rows.checked_mul(self.d).ok_or(crate::Error::TooLarge {
+            quantity: "logged context values",
+            value: rows as u128 * self.d as u128,
+            limit: usize::MAX,
+        })?;
+        let grow = |e: std::collections::TryReserveError| {
+            let _ = e;
+            crate::Error::Allocation {
+                quantity: "logged interactions",
+                bytes: (rows as u128) * (self.d as u128 + 3) * 8,
+            }
+        };
+        self.contexts.try_reserve(values).map_err(grow)?;
+        self.actions.try_reserve(rows).map_err(grow)?;
+        self.rewards.try_reserve(rows).map_err(grow)?;
+        self.propensities.try_reserve(rows).map_err(grow)?;
+        Ok(())
+    }
+
+    /// [`History::push`] for a context already checked, with room reserved
+    /// (else the process aborts if the allocator refuses).
     pub(crate) fn push_unchecked(&mut self, x: &[F], action: usize, reward: F, propensity: F) {
         self.contexts.extend_from_slice(x);
         self.actions.push(action);
@@ -67,7 +91,7 @@ impl<F: Real> History<F> {
     pub(crate) fn validate(&self) -> Result<()> {
         let n = self.actions.len();
         crate::error::ensure(
-            self.contexts.len() == n * self.d
+            n.checked_mul(self.d) == Some(self.contexts.len())
                 && self.rewards.len() == n
                 && self.propensities.len() == n,
             "history lengths",
@@ -159,6 +183,7 @@ impl<F: Real> History<F> {
         crate::policy::check_len("rewards", rewards.len(), n)?;
         crate::policy::check_len("propensities", propensities.len(), n)?;
         let mut out = Self::new(d);
+        out.reserve(n)?;
         let mut x = Vec::with_capacity(d);
         for (i, row) in contexts.rows().into_iter().enumerate() {
             x.clear();
@@ -195,6 +220,8 @@ pub(crate) fn check_shape(k: usize, d: usize) -> Result<()> {
     if d == 0 {
         return Err(crate::Error::ZeroContextDim);
     }
+    crate::limits::actions(k)?;
+    crate::limits::context_dim(d)?;
     Ok(())
 }
 
@@ -270,6 +297,11 @@ impl<F: Real + std::str::FromStr> History<F> {
                 expected,
             };
         let headers = reader.headers().map_err(|e| file_err(&e))?.clone();
+        crate::limits::at_most(
+            "log file columns",
+            headers.len(),
+            crate::limits::MAX_CSV_COLUMNS,
+        )?;
         // Column names to positions in one pass (linear in the number of
         // columns); a repeated name is an error.
         let mut by_name = std::collections::HashMap::with_capacity(headers.len());
@@ -339,6 +371,7 @@ impl<F: Real + std::str::FromStr> History<F> {
                 })?;
             let (reward, propensity) = (number(cr)?, number(cp)?);
             check_row(&x, action, reward, propensity, k, location)?;
+            out.reserve(1)?;
             out.push_unchecked(&x, action, reward, propensity);
         }
         Ok(out)

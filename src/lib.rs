@@ -100,6 +100,7 @@ pub mod grid;
 pub mod history;
 mod kernels;
 pub mod learner;
+pub mod limits;
 pub mod mesa;
 pub mod objective;
 pub mod ope;

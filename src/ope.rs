@@ -74,15 +74,22 @@ impl<F: Real> Ridge<F> {
         }
         logs.check(k)?;
         let d = logs.context_dim();
-        let size = |n: Option<usize>| {
-            n.ok_or(Error::InvalidParameter {
-                name: "number of actions",
-                value: k as f64,
-                expected: "small enough for K·d² entries to fit in memory",
-            })
-        };
-        let mut gram = crate::error::try_filled(size(k.checked_mul(d * d))?, F::zero(), "k")?;
-        let mut rhs = crate::error::try_filled(size(k.checked_mul(d))?, F::zero(), "k")?;
+        crate::limits::actions(k)?;
+        crate::limits::context_dim(d)?;
+        let dd = crate::limits::product(
+            "ridge Gram entries per action d²",
+            d,
+            d,
+            crate::limits::MAX_PARAMETERS,
+        )?;
+        let entries = crate::limits::product(
+            "ridge Gram entries K·d²",
+            k,
+            dd,
+            crate::limits::MAX_PARAMETERS,
+        )?;
+        let mut gram = crate::limits::try_filled(entries, F::zero(), "ridge Gram matrices")?;
+        let mut rhs = crate::limits::try_filled(k * d, F::zero(), "ridge right-hand sides")?;
         for it in logs.iter() {
             let a = it.action;
             let g = &mut gram[a * d * d..(a + 1) * d * d];
@@ -259,7 +266,9 @@ fn check_shapes<F: Real, P: Policy<F>>(policy: &P, logs: &History<F>) -> Result<
 /// # Errors
 /// [`Error::ContextLength`] or [`Error::Length`] if the logs, policy and
 /// model disagree in shape; [`Error::InvalidParameter`] for fewer than 2
-/// rows or a clip M ≤ 0; [`Error::BadLog`] for a bad logged value;
+/// rows or a clip M ≤ 0; [`Error::TooLarge`] for more than
+/// [`crate::limits::MAX_BOOTSTRAP`] bootstrap replicates or K over its
+/// limit; [`Error::BadLog`] for a bad logged value;
 /// [`Error::NonFiniteLogits`] if the policy overflows on a logged context.
 pub fn evaluate_with<F: Real, P: Policy<F>, M: RewardModel<F> + ?Sized>(
     policy: &P,
@@ -285,6 +294,12 @@ pub fn evaluate_with<F: Real, P: Policy<F>, M: RewardModel<F> + ?Sized>(
             });
         }
     }
+    crate::limits::actions(k)?;
+    crate::limits::at_most(
+        "bootstrap replicates",
+        options.bootstrap,
+        crate::limits::MAX_BOOTSTRAP,
+    )?;
     logs.check(k)?;
     let n = logs.len();
     let mut rows = Rows {

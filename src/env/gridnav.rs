@@ -131,7 +131,7 @@ impl<F: Real> GridNav<F> {
             goal: 1,
             cue: 1,
             dist: vec![0; cells],
-            x: crate::error::try_filled(4 * cells, F::zero(), "size")?,
+            x: crate::limits::try_filled(4 * cells, F::zero(), "size")?,
         };
         env.dist = distances(n, &env.walls, env.goal);
         env.write_context();

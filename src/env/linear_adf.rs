@@ -70,7 +70,7 @@ impl<F: Real> LinearAdf<F> {
             })?;
         Ok(Self {
             k,
-            x: crate::error::try_filled(n, F::zero(), "k * p")?,
+            x: crate::limits::try_filled(n, F::zero(), "k * p")?,
             weights,
             noise_sd,
         })
@@ -82,7 +82,7 @@ impl<F: Real> LinearAdf<F> {
     /// As [`LinearAdf::new`].
     pub fn random<R: Rng + ?Sized>(k: usize, p: usize, noise_sd: F, rng: &mut R) -> Result<Self> {
         let scale = F::one() / F::c(p.max(1) as f64).sqrt();
-        let mut w = crate::error::try_filled(p, F::zero(), "p")?;
+        let mut w = crate::limits::try_filled(p, F::zero(), "p")?;
         for v in &mut w {
             *v = scale * std_normal::<F, R>(rng);
         }

@@ -164,7 +164,7 @@ pub(crate) fn try_matrix<F: Real>(
         expected: "a size that fits in memory",
     };
     let n = rows.checked_mul(cols).ok_or_else(too_big)?;
-    let mut v = crate::error::try_filled(0, F::zero(), "shape")?;
+    let mut v = crate::limits::try_filled(0, F::zero(), "shape")?;
     v.try_reserve_exact(n).map_err(|_| too_big())?;
     v.extend((0..n).map(|_| f()));
     ndarray::Array2::from_shape_vec((rows, cols), v).map_err(|_| too_big())

@@ -161,15 +161,26 @@ pub struct Refit<F, P = LinearSoftmax<F>, O = LogLikelihood<F, P>> {
     history: History<F>,
     /// The current optimum (flat).
     theta: Vec<F>,
-    /// Where a refit works before its result replaces `theta`.
+    /// Where a refit works before its result replaces `theta` (scratch,
+    /// not saved).
+    #[cfg_attr(feature = "serde", serde(skip))]
     theta_trial: Vec<F>,
     /// π* of the closed form, when the objective has one (length probs_len).
     closed: Option<Vec<F>>,
     warm: Warm<F>,
+    /// The solver state before the current refit, put back if it fails.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    warm_saved: Warm<F>,
+    /// The objective's remembered θ before the current refit.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    model_saved: Vec<F>,
     pending: usize,
     report: Option<Report<F>>,
     refits: usize,
+    /// π at the context of the last `act`.
     probs: Vec<F>,
+    /// Where π at a new context is formed (a scratch buffer, not saved).
+    #[cfg_attr(feature = "serde", serde(skip))]
     scratch: Vec<F>,
     acted: bool,
 }
@@ -249,6 +260,8 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
         Ok(Self {
             schedule,
             warm: Warm::new(n)?,
+            warm_saved: Warm::default(),
+            model_saved: Vec::new(),
             history: History::new(policy.context_dim()),
             theta_trial: theta.clone(),
             theta,
@@ -256,8 +269,8 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
             pending,
             report: None,
             refits: 0,
-            probs: crate::error::try_filled(pl, F::zero(), "k")?,
-            scratch: crate::error::try_filled(pl, F::zero(), "k")?,
+            probs: crate::limits::try_filled(pl, F::zero(), "k")?,
+            scratch: crate::limits::try_filled(pl, F::zero(), "k")?,
             acted: false,
             obj: objective,
             policy,
@@ -321,11 +334,22 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
     }
 
     /// Refits if due, then writes π(·|x) (length probs_len) into `scratch`.
+    /// A refit is kept only if π at `x` exists under its θ: a failed call
+    /// changes nothing.
     fn current_policy(&mut self, x: &[F]) -> Result<()> {
         check_context(x, self.policy.context_dim())?;
+        let pl = self.policy.probs_len();
+        crate::limits::try_reserve_to(&mut self.scratch, pl, "probabilities")?;
+        self.scratch.resize(pl, F::zero());
         if self.pending >= self.schedule.refit_every {
-            self.refit_now()?;
+            self.refit_at(Some(x))
+        } else {
+            self.probabilities_at(x)
         }
+    }
+
+    /// π(·|x) under the current θ into `scratch`.
+    fn probabilities_at(&mut self, x: &[F]) -> Result<()> {
         match &self.closed {
             Some(p) => self.scratch.copy_from_slice(p),
             None => {
@@ -340,19 +364,38 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
     /// # Errors
     /// [`Error::NonFiniteLogits`] if θ overflows the logits on the history,
     /// [`Error::SingularHessian`], and [`Error::NotConverged`] with
-    /// `strict`; θ and the history are then as before.
+    /// `strict`; the learner is then exactly as before the call (θ, the
+    /// history, the counters and the solver state, so the next call tries
+    /// the same refit again).
     pub fn refit_now(&mut self) -> Result<()> {
+        self.refit_at(None)
+    }
+
+    /// Refits if anything is pending and, given a context, forms π at it
+    /// under the new θ into `scratch` (the current π if nothing is pending);
+    /// the new θ, report, counters and solver state are committed only if
+    /// everything succeeded.
+    fn refit_at(&mut self, x: Option<&[F]>) -> Result<()> {
         if self.pending == 0 {
-            return Ok(());
+            return x.map_or(Ok(()), |x| self.probabilities_at(x));
         }
         let report = if let Some(closed) = self.obj.closed_form() {
+            // π* does not depend on the context: nothing after it can fail.
             let c = closed?;
-            let mut p = vec![F::zero(); self.probs.len()];
+            let mut p = crate::limits::try_filled(self.probs.len(), F::zero(), "probabilities")?;
             p[..c.probs.len()].copy_from_slice(&c.probs);
+            if x.is_some() {
+                self.scratch.copy_from_slice(&p);
+            }
             self.closed = Some(p);
             closed_form_report(c.value)
         } else {
-            // Solved on a copy: θ changes only when the refit succeeds.
+            // Solved on copies: θ, the solver state and the objective's
+            // remembered θ are put back if anything fails.
+            self.warm_saved.copy_from(&self.warm);
+            self.model_saved.clear();
+            self.model_saved
+                .extend_from_slice(&self.obj.model().params());
             let mut theta = std::mem::take(&mut self.theta_trial);
             theta.clone_from(&self.theta);
             let result = if self.obj.concave()
@@ -374,7 +417,13 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
                         threshold: report.threshold.f64(),
                     });
                 }
+                if !report.value.is_finite() {
+                    return Err(Error::NonFiniteUpdate);
+                }
                 self.policy.set_params(&theta)?;
+                if let Some(x) = x {
+                    self.policy.probabilities_into(x, &mut self.scratch)?;
+                }
                 Ok(report)
             });
             match result {
@@ -384,7 +433,7 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
                 }
                 Err(e) => {
                     self.theta_trial = theta;
-                    self.warm.reset();
+                    self.roll_back();
                     return Err(e);
                 }
             }
@@ -393,6 +442,20 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
         self.refits += 1;
         self.pending = 0;
         Ok(())
+    }
+
+    /// Puts back what a failed refit changed: the policy's θ, the solver
+    /// state and the objective's remembered θ (by one evaluation there,
+    /// which also forms its caches again).
+    fn roll_back(&mut self) {
+        std::mem::swap(&mut self.warm, &mut self.warm_saved);
+        // θ was valid before the refit: setting it again cannot fail.
+        let _ = self.policy.set_params(&self.theta);
+        if let Ok(mut grad) =
+            crate::limits::try_filled(self.model_saved.len(), F::zero(), "gradient")
+        {
+            let _ = self.obj.value_grad_only(&self.model_saved, &mut grad);
+        }
     }
 }
 
@@ -451,9 +514,7 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Learner<F> for R
         let pl = self.policy.probs_len();
         ensure(
             self.theta.len() == n
-                && self.theta_trial.len() == n
                 && self.probs.len() == pl
-                && self.scratch.len() == pl
                 && self.closed.as_ref().is_none_or(|c| c.len() == pl)
                 && self.closed.is_some() == self.obj.closed_form().is_some()
                 && self.history.len() == self.obj.points(),
@@ -467,6 +528,7 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Learner<F> for R
 
     fn learn(&mut self, x: &[F], action: usize, reward: F, propensity: F) -> Result<()> {
         check_interaction(action, self.policy.num_actions(), reward, propensity)?;
+        self.history.reserve(1)?;
         // The objective checks the context (and everything else) before it
         // changes anything; the history is written only after it succeeded.
         if self.closed.is_some() {

@@ -76,7 +76,8 @@ impl<F: Real> Dataset<F> {
     /// `compress`, identical contexts share a row.
     ///
     /// # Errors
-    /// [`Error::ZeroActions`], [`Error::ZeroContextDim`].
+    /// [`Error::ZeroActions`], [`Error::ZeroContextDim`], and
+    /// [`Error::TooLarge`] for K or d over its limit ([`crate::limits`]).
     pub fn new(k: usize, d: usize, compress: bool) -> Result<Self> {
         if k == 0 {
             return Err(Error::ZeroActions);
@@ -84,6 +85,8 @@ impl<F: Real> Dataset<F> {
         if d == 0 {
             return Err(Error::ZeroContextDim);
         }
+        crate::limits::actions(k)?;
+        crate::limits::context_dim(d)?;
         Ok(Self {
             k,
             kp: padded(k),
@@ -159,12 +162,32 @@ impl<F: Real> Dataset<F> {
     /// [`Error::InvalidParameter`] for a non-finite weight.
     pub fn push(&mut self, x: &[F], action: usize, weight: F) -> Result<()> {
         self.check_point(x, action, weight)?;
+        self.reserve_point()?;
         self.push_unchecked(x, action, weight);
         Ok(())
     }
 
+    /// Makes room for one more row (a new context), or
+    /// [`Error::Allocation`]; nothing observable changes either way.
+    pub(crate) fn reserve_point(&mut self) -> Result<()> {
+        let fail = |bytes: usize| {
+            move |_| Error::Allocation {
+                quantity: "a dataset row",
+                bytes: bytes as u128,
+            }
+        };
+        let size = std::mem::size_of::<F>();
+        self.xs.try_reserve(self.d).map_err(fail(self.d * size))?;
+        self.ws.try_reserve(self.kp).map_err(fail(self.kp * size))?;
+        self.cs.try_reserve(1).map_err(fail(size))?;
+        if let Some(index) = &mut self.index {
+            index.try_reserve(1).map_err(fail(self.d * 8))?;
+        }
+        Ok(())
+    }
+
     /// The checks of [`Dataset::push`].
-    fn check_point(&self, x: &[F], action: usize, weight: F) -> Result<()> {
+    pub(crate) fn check_point(&self, x: &[F], action: usize, weight: F) -> Result<()> {
         check_context(x, self.d)?;
         check_action(action, self.k)?;
         if !weight.is_finite() {
@@ -178,6 +201,15 @@ impl<F: Real> Dataset<F> {
             return Err(Error::NegativeSampleWeight {
                 index: self.points,
                 weight: weight.f64(),
+            });
+        }
+        // Every row's weights and totals are bounded by Σ|w|: if it stays
+        // finite, so do they.
+        if !(self.total_weight + weight.abs()).is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "weight",
+                value: weight.f64(),
+                expected: "small enough that the total weight Σ|w| stays finite",
             });
         }
         Ok(())

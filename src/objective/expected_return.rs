@@ -760,6 +760,7 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for ExpectedReturn<F, P> {
                 value: reward.f64(),
             });
         }
+        self.logs.reserve(1)?;
         self.logs.push_unchecked(x, action, reward, propensity);
         self.abs_weighted += add;
 

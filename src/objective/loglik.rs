@@ -44,10 +44,18 @@ pub struct LogLikelihood<F, P> {
     weighting: Weighting<F>,
     /// The policy at the θ of the last evaluation.
     model: P,
-    /// π per row at the model's θ (rows × stride), when `probs_valid`.
+    /// π per row at the model's θ (rows × stride), when `probs_valid`: a
+    /// cache, formed again from the model's θ when needed, so not saved.
+    #[cfg_attr(feature = "serde", serde(skip))]
     probs: Vec<F>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     probs_valid: bool,
+    #[cfg_attr(feature = "serde", serde(skip))]
     scratch: Vec<F>,
+    /// A push's copy of the gradient and Hessian it adds to, put back if
+    /// the sums would not be finite.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    saved: Vec<F>,
     /// Scratch of a push: π at the new point, then the gradient coefficients.
     point: Vec<F>,
     unit: Vec<F>,
@@ -108,8 +116,9 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
             probs: Vec::new(),
             probs_valid: false,
             scratch: Vec::new(),
-            point: crate::error::try_filled(2 * stride, F::zero(), "k")?,
-            unit: crate::error::try_filled(d, F::one(), "d")?,
+            saved: Vec::new(),
+            point: crate::limits::try_filled(2 * stride, F::zero(), "k")?,
+            unit: crate::limits::try_filled(d, F::one(), "d")?,
         })
     }
 
@@ -347,6 +356,8 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for LogLikelihood<F, P> {
         // π in the policy's own buffer length (its padded layout, if any),
         // the same bits as its act computes.
         let pl = at.probs_len().min(self.data.stride()).max(k);
+        self.data.check_point(state, action, weight)?;
+        self.data.reserve_point()?;
         let log_p = if wants {
             let (probs, _) = self.point.split_at_mut(pl);
             at.probabilities_into(state, probs)?;
@@ -354,25 +365,62 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for LogLikelihood<F, P> {
         } else {
             F::zero()
         };
-        self.data.push_unchecked(state, action, weight);
-        self.probs_valid = false;
-        if let Some(v) = terms.value {
-            *v += weight * log_p;
+        let value = terms.value.as_deref().map(|v| *v + weight * log_p);
+        if value.is_some_and(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteUpdate);
+        }
+        // The gradient and Hessian terms are added in place (the same bits
+        // as a sum formed elsewhere) over a copy that is put back if a sum
+        // is not finite: the push then fails and changes nothing.
+        let (mut grad, mut hess) = (terms.grad, terms.neg_hessian);
+        let saved_len = grad.as_ref().map_or(0, |g| g.len()) + hess.as_ref().map_or(0, |h| h.len());
+        if saved_len > 0 {
+            self.saved.clear();
+            crate::limits::try_reserve(&mut self.saved, saved_len, "the refit's kept Hessian")?;
+            if let Some(g) = &grad {
+                self.saved.extend_from_slice(g);
+            }
+            if let Some(h) = &hess {
+                self.saved.extend_from_slice(h);
+            }
         }
         let (probs, c) = self.point.split_at_mut(pl);
-        if let Some(g) = terms.grad {
-            for (a, (ca, &p)) in c[..k].iter_mut().zip(probs.iter()).enumerate() {
-                let e = if a == action { F::one() } else { F::zero() };
-                *ca = weight * (e - p);
+        let mut added = || -> Result<()> {
+            if let Some(g) = grad.as_deref_mut() {
+                for (a, (ca, &p)) in c[..k].iter_mut().zip(probs.iter()).enumerate() {
+                    let e = if a == action { F::one() } else { F::zero() };
+                    *ca = weight * (e - p);
+                }
+                at.add_logits_vjp(state, &c[..k], g)?;
             }
-            // Lengths were checked above: this cannot fail.
-            at.add_logits_vjp(state, &c[..k], g)?;
+            if let Some(h) = hess.as_deref_mut() {
+                c[..k].iter_mut().for_each(|v| *v = F::zero());
+                c[action] = F::one();
+                at.add_loglik_neg_hessian(state, &c[..k], weight, h)?;
+            }
+            let finite =
+                |v: &Option<&mut [F]>| v.as_deref().is_none_or(|v| v.iter().all(|x| x.is_finite()));
+            if finite(&grad) && finite(&hess) {
+                Ok(())
+            } else {
+                Err(Error::NonFiniteUpdate)
+            }
+        };
+        if let Err(e) = added() {
+            let (sg, sh) = self.saved.split_at(grad.as_ref().map_or(0, |g| g.len()));
+            if let Some(g) = grad {
+                g.copy_from_slice(sg);
+            }
+            if let Some(h) = hess {
+                h.copy_from_slice(sh);
+            }
+            return Err(e);
         }
-        if let Some(h) = terms.neg_hessian {
-            c[..k].iter_mut().for_each(|v| *v = F::zero());
-            c[action] = F::one();
-            at.add_loglik_neg_hessian(state, &c[..k], weight, h)?;
+        if let (Some(v), Some(new)) = (terms.value, value) {
+            *v = new;
         }
+        self.data.push_unchecked(state, action, weight);
+        self.probs_valid = false;
         Ok(())
     }
 

@@ -35,7 +35,8 @@ impl<F: Real> ActionFeatures<F> {
     ///
     /// # Errors
     /// [`Error::ZeroActions`], [`Error::ZeroContextDim`] for p = 0, and
-    /// [`Error::InvalidParameter`] if K·p overflows.
+    /// [`Error::TooLarge`] if K, p or the context length K·p is over its
+    /// limit ([`crate::limits`]).
     pub fn new(k: usize, p: usize) -> Result<Self> {
         if k == 0 {
             return Err(Error::ZeroActions);
@@ -43,17 +44,13 @@ impl<F: Real> ActionFeatures<F> {
         if p == 0 {
             return Err(Error::ZeroContextDim);
         }
-        k.checked_mul(p)
-            .filter(|n| n.checked_mul(std::mem::size_of::<F>()).is_some())
-            .ok_or(Error::InvalidParameter {
-                name: "k * p",
-                value: k as f64 * p as f64,
-                expected: "K·p small enough to allocate",
-            })?;
+        crate::limits::actions(k)?;
+        crate::limits::context_dim(p)?;
+        crate::limits::product("context length K·p", k, p, crate::limits::MAX_CONTEXT_DIM)?;
         Ok(Self {
             k,
             p,
-            theta: crate::error::try_filled(p, F::zero(), "p")?,
+            theta: crate::limits::try_filled(p, F::zero(), "p")?,
         })
     }
 

@@ -61,7 +61,9 @@ impl<F: Real> LinearSoftmax<F> {
     ///
     /// # Errors
     /// [`Error::ZeroActions`] if `k = 0`, [`Error::ZeroContextDim`] if `d = 0`,
-    /// [`Error::InvalidParameter`] if K·d is too large to allocate.
+    /// [`Error::TooLarge`] if K, d or K·d (K rounded up to the lane width)
+    /// is over its limit ([`crate::limits`]), [`Error::Allocation`] if the
+    /// parameters cannot be allocated.
     pub fn new(k: usize, d: usize) -> Result<Self> {
         if k == 0 {
             return Err(Error::ZeroActions);
@@ -69,27 +71,12 @@ impl<F: Real> LinearSoftmax<F> {
         if d == 0 {
             return Err(Error::ZeroContextDim);
         }
-        // K rounded up to the lane width, without wrapping near usize::MAX.
-        let kp =
-            k.checked_next_multiple_of(crate::kernels::LANES)
-                .ok_or(Error::InvalidParameter {
-                    name: "k",
-                    value: k as f64,
-                    expected: "K small enough to allocate",
-                })?;
-        debug_assert_eq!(kp, padded(k));
-        let n = kp
-            .checked_mul(d)
-            .filter(|n| {
-                n.checked_mul(std::mem::size_of::<F>())
-                    .is_some_and(|b| b <= isize::MAX as usize)
-            })
-            .ok_or(Error::InvalidParameter {
-                name: "k * d",
-                value: k as f64 * d as f64,
-                expected: "K·d small enough to allocate",
-            })?;
-        let mut bias = crate::error::try_filled(kp, F::zero(), "k")?;
+        crate::limits::actions(k)?;
+        crate::limits::context_dim(d)?;
+        // K rounded up to the lane width: below MAX_ACTIONS this cannot wrap.
+        let kp = padded(k);
+        let n = crate::limits::parameters(kp, d)?;
+        let mut bias = crate::limits::try_filled(kp, F::zero(), "k")?;
         for b in &mut bias[k..] {
             *b = F::neg_infinity();
         }
@@ -97,10 +84,10 @@ impl<F: Real> LinearSoftmax<F> {
             k,
             d,
             kp,
-            theta: crate::error::try_filled(n, F::zero(), "k * d")?,
+            theta: crate::limits::try_filled(n, F::zero(), "k * d")?,
             bias,
             theta_bound: F::zero(),
-            coef: crate::error::try_filled(kp, F::zero(), "k")?,
+            coef: crate::limits::try_filled(kp, F::zero(), "k")?,
         })
     }
 

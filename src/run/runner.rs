@@ -74,10 +74,15 @@ impl Runner {
     /// when the `parallel` feature is on.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] if `steps` or `num_seeds` is 0, or if the
-    /// seeds cannot be allocated.
+    /// [`Error::InvalidParameter`] if `steps` or `num_seeds` is 0,
+    /// [`Error::TooLarge`] above [`crate::limits::MAX_STEPS`] steps or
+    /// [`crate::limits::MAX_SEEDS`] seeds, [`Error::Allocation`] if the seeds
+    /// cannot be allocated. Per-step traces are allocated (fallibly) when a
+    /// run starts.
     pub fn new(steps: usize, num_seeds: usize) -> Result<Self> {
-        let mut seeds = crate::error::try_filled(num_seeds, 0u64, "num_seeds")?;
+        crate::limits::at_most("number of seeds", num_seeds, crate::limits::MAX_SEEDS)?;
+        crate::limits::at_most("number of steps", steps, crate::limits::MAX_STEPS)?;
+        let mut seeds = crate::limits::try_filled(num_seeds, 0u64, "num_seeds")?;
         for (s, i) in seeds.iter_mut().zip(0u64..) {
             *s = i;
         }
@@ -87,7 +92,8 @@ impl Runner {
     /// A runner over the given seeds.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] if `steps` is 0 or `seeds` is empty.
+    /// [`Error::InvalidParameter`] if `steps` is 0 or `seeds` is empty,
+    /// [`Error::TooLarge`] as for [`Runner::new`].
     pub fn with_seeds(steps: usize, seeds: Vec<u64>) -> Result<Self> {
         if steps == 0 {
             return Err(Error::InvalidParameter {
@@ -103,6 +109,8 @@ impl Runner {
                 expected: ">= 1",
             });
         }
+        crate::limits::at_most("number of steps", steps, crate::limits::MAX_STEPS)?;
+        crate::limits::at_most("number of seeds", seeds.len(), crate::limits::MAX_SEEDS)?;
         Ok(Self {
             steps,
             seeds,
@@ -403,8 +411,8 @@ impl Accumulator {
         Ok(Self {
             n: 0,
             cum: 0.0,
-            stats: crate::error::try_filled(steps, [(0.0, 0.0); 4], "steps")?,
-            shadow: crate::error::try_filled(shadow_steps, [(0.0, 0.0); 3], "shadow.at")?,
+            stats: crate::limits::try_filled(steps, [(0.0, 0.0); 4], "steps")?,
+            shadow: crate::limits::try_filled(shadow_steps, [(0.0, 0.0); 3], "shadow.at")?,
             finish: (0.0, 0.0),
             cpu_seconds: 0.0,
         })

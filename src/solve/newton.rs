@@ -28,7 +28,8 @@ pub(crate) struct Workspace<F> {
 /// # Errors
 /// Errors of the objective ([`Error::NonFiniteLogits`] if θ overflows);
 /// [`Error::SingularHessian`] if the negated Hessian is not positive
-/// definite (λ = 0 without a closed form).
+/// definite (λ = 0 without a closed form); [`Error::TooLarge`] above
+/// [`crate::limits::MAX_NEWTON_DIM`] parameters (use [`super::newton_cg`]).
 pub fn newton<F: Real, O: Objective<F>>(
     obj: &mut O,
     theta: &mut [F],
@@ -52,6 +53,9 @@ pub(crate) fn newton_with<F: Real, O: Objective<F>>(
     let n = obj.dim();
     crate::policy::check_len("theta", theta.len(), n)?;
     crate::policy::check_len("grad", grad.len(), n)?;
+    let nn = crate::limits::newton_dim(n)?;
+    crate::limits::try_reserve_to(&mut ws.h, nn, "dense Hessian")?;
+    crate::limits::try_reserve_to(&mut ws.chol, nn, "dense Hessian")?;
     let threshold = options.tol * obj.gradient_scale();
     let mut value = obj.value_grad(theta, grad)?;
     let mut passes = 1;

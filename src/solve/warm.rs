@@ -26,7 +26,7 @@ use crate::objective::{HistoryObjective, Objective, Terms};
 use crate::real::Real;
 
 /// State carried from one refit to the next.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Warm<F> {
     n: usize,
@@ -47,7 +47,7 @@ pub(crate) struct Warm<F> {
 }
 
 /// Buffers of [`Warm::solve`], kept from one refit to the next.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Scratch<F> {
     /// The step s, then the final gradient of a full Newton.
@@ -61,7 +61,7 @@ struct Scratch<F> {
 impl<F: Real> Warm<F> {
     /// A solver for objectives with `n` parameters.
     pub(crate) fn new(n: usize) -> Result<Self> {
-        let filled = || crate::error::try_filled(n, F::zero(), "number of parameters");
+        let filled = || crate::limits::try_filled(n, F::zero(), "number of parameters");
         Ok(Self {
             n,
             // Dense n² matrices are allocated when first used: a
@@ -131,6 +131,32 @@ impl<F: Real> Warm<F> {
         )
     }
 
+    /// Makes `self` a copy of `other`, reusing its buffers (no allocation
+    /// once they are large enough): what a refit saves before it solves,
+    /// to put back if the refit fails.
+    pub(crate) fn copy_from(&mut self, other: &Self) {
+        self.n = other.n;
+        self.ws.h.clone_from(&other.ws.h);
+        self.ws.chol.clone_from(&other.ws.chol);
+        self.ws.valid = other.ws.valid;
+        self.h_valid = other.h_valid;
+        self.chol_valid = other.chol_valid;
+        self.grad.clone_from(&other.grad);
+        self.value = other.value;
+        self.have_grad = other.have_grad;
+        self.pairs.s.clone_from(&other.pairs.s);
+        self.pairs.y.clone_from(&other.pairs.y);
+        self.pairs.rho.clone_from(&other.pairs.rho);
+        self.pairs.alpha.clone_from(&other.pairs.alpha);
+        let (a, b) = (&mut self.scratch, &other.scratch);
+        a.s.clone_from(&b.s);
+        a.y.clone_from(&b.y);
+        a.hs.clone_from(&b.hs);
+        a.trial.clone_from(&b.trial);
+        a.trial_grad.clone_from(&b.trial_grad);
+        self.refreshes = other.refreshes;
+    }
+
     /// Drops everything carried over (after θ was changed from outside).
     pub(crate) fn reset(&mut self) {
         self.pairs.clear();
@@ -157,6 +183,10 @@ impl<F: Real> Warm<F> {
         };
         if !dense {
             return self.hessian_free(obj, theta, options);
+        }
+        let nn = crate::limits::newton_dim(n)?;
+        for m in [&mut self.ws.h, &mut self.ws.chol] {
+            crate::limits::try_reserve_to(m, nn, "dense Hessian")?;
         }
         // With few rows, forming the exact Hessian costs less than the extra
         // passes a lagged one needs: it is formed afresh before every step.
