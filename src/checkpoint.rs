@@ -76,17 +76,21 @@ fn corrupted(e: &serde_json::Error) -> Error {
     }
 }
 
-/// Writes a session as a checkpoint.
+/// Writes a session as a checkpoint. What it writes always loads: the
+/// session is validated first ([`Session::validate`]) and the bytes are
+/// read back by [`load`] before they are returned.
 ///
 /// # Errors
-/// [`Error::Checkpoint`] if the session cannot be serialized (a non-finite
-/// float, which a valid session does not hold).
+/// [`Error::Checkpoint`] if the session is inconsistent or does not read
+/// back (a value JSON cannot hold, such as a non-finite float in a user's
+/// own learner); nothing is returned then.
 pub fn save<F, E, L>(session: &Session<F, E, L>) -> Result<Vec<u8>>
 where
-    F: Real + Serialize,
-    E: Environment<F> + Serialize,
-    L: Learner<F> + Serialize,
+    F: Real + Serialize + DeserializeOwned,
+    E: Environment<F> + Serialize + DeserializeOwned,
+    L: Learner<F> + Serialize + DeserializeOwned,
 {
+    session.validate()?;
     let payload = serde_json::to_string(session).map_err(|e| corrupted(&e))?;
     let mut out = format!(
         "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"checksum\":\"{:016x}\",\"payload\":",
@@ -94,7 +98,82 @@ where
     );
     out.push_str(&payload);
     out.push('}');
-    Ok(out.into_bytes())
+    let bytes = out.into_bytes();
+    load::<F, E, L>(&bytes)?;
+    Ok(bytes)
+}
+
+/// [`save`] to a file, atomically: the checkpoint is written to a
+/// temporary file in the same directory, flushed to disk (`fsync`) and
+/// renamed over `path`, so `path` holds either the old file or the whole
+/// new one, never a torn write.
+///
+/// # Errors
+/// As [`save`]; [`Error::File`] naming the path if it cannot be written.
+pub fn save_to_path<F, E, L>(
+    session: &Session<F, E, L>,
+    path: impl AsRef<std::path::Path>,
+) -> Result<()>
+where
+    F: Real + Serialize + DeserializeOwned,
+    E: Environment<F> + Serialize + DeserializeOwned,
+    L: Learner<F> + Serialize + DeserializeOwned,
+{
+    let bytes = save(session)?;
+    write_atomically(path.as_ref(), &bytes)
+}
+
+/// [`load`] from a file.
+///
+/// # Errors
+/// [`Error::File`] naming the path if it cannot be read; as [`load`].
+pub fn load_from_path<F, E, L>(path: impl AsRef<std::path::Path>) -> Result<Session<F, E, L>>
+where
+    F: Real + DeserializeOwned,
+    E: Environment<F> + DeserializeOwned,
+    L: Learner<F> + DeserializeOwned,
+{
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    load(&bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory,
+/// `fsync` and a rename.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let err = |e: std::io::Error| Error::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let name = path.file_name().ok_or_else(|| Error::File {
+        path: path.display().to_string(),
+        message: "not a file name".into(),
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the directory is synced.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 /// Reads a session from a checkpoint written by [`save`].

@@ -91,7 +91,8 @@ impl<F: Real> History<F> {
     pub(crate) fn validate(&self) -> Result<()> {
         let n = self.actions.len();
         crate::error::ensure(
-            n.checked_mul(self.d) == Some(self.contexts.len())
+            crate::limits::context_dim(self.d).is_ok()
+                && n.checked_mul(self.d) == Some(self.contexts.len())
                 && self.rewards.len() == n
                 && self.propensities.len() == n,
             "history lengths",

@@ -107,8 +107,6 @@ pub mod ope;
 pub mod policy;
 pub mod real;
 pub mod run;
-#[cfg(feature = "serde")]
-mod serde_util;
 pub mod session;
 pub mod solve;
 

@@ -265,3 +265,84 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn crafted_sizes_in_a_well_sealed_checkpoint_are_refused_before_allocation() {
+    let good = saved();
+    let v: serde_json::Value = serde_json::from_slice(&good).expect("JSON");
+    let payload = v["payload"].clone();
+    // K = 2⁶⁴ − 1 in the learner's policy, in its objective's model and in
+    // its dataset: used to panic inside validate (the padded size wrapped).
+    for path in [
+        &["learner", "policy", "k"][..],
+        &["learner", "obj", "model", "k"][..],
+        &["learner", "obj", "data", "k"][..],
+        &["learner", "obj", "data", "kp"][..],
+        &["learner", "obj", "data", "d"][..],
+        &["learner", "history", "d"][..],
+    ] {
+        let mut crafted = payload.clone();
+        let mut at = &mut crafted;
+        for key in path {
+            at = &mut at[*key];
+        }
+        assert!(!at.is_null(), "{path:?} is a field of the payload");
+        *at = serde_json::json!(u64::MAX);
+        assert!(
+            matches!(load(&seal(&crafted)), Err(Error::Checkpoint { .. })),
+            "{path:?} = 2^64 - 1 was not refused"
+        );
+    }
+    // A policy that asks for 2⁴⁰ actions (an 8 TiB padding buffer before):
+    // its θ has 20 entries, so the shape does not match and nothing is built.
+    let mut crafted = payload.clone();
+    crafted["learner"]["policy"]["k"] = serde_json::json!(1u64 << 40);
+    let err = load(&seal(&crafted)).map(|s| s.steps_done()).unwrap_err();
+    assert!(
+        matches!(err, Error::Checkpoint { .. }) && err.to_string().contains("policy shape"),
+        "{err}"
+    );
+    // The policy is saved as its plain data: K, d and θ.
+    let policy = payload["learner"]["policy"].as_object().expect("object");
+    let mut keys: Vec<&str> = policy.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["d", "k", "theta"]);
+}
+
+#[test]
+fn save_writes_only_what_loads_and_the_path_helpers_are_atomic() {
+    let mut s: CtxSession<Refit<f64>> = Session::new(4, env, refit_learner).expect("session");
+    for _ in 0..15 {
+        s.step().expect("step");
+    }
+    let dir = std::env::temp_dir().join(format!("refit-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("session.ckpt");
+    checkpoint::save_to_path(&s, &path).expect("save");
+    // Only the file itself is left: the temporary file was renamed over it.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, [std::ffi::OsString::from("session.ckpt")]);
+    let mut r: CtxSession<Refit<f64>> = checkpoint::load_from_path(&path).expect("load");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        checkpoint::save(&s).expect("save")
+    );
+    for _ in 0..5 {
+        assert_eq!(s.step().expect("step"), r.step().expect("step"));
+    }
+    // A missing file and an unwritable path name the path.
+    let missing = dir.join("nothing-here.ckpt");
+    match checkpoint::load_from_path::<f64, LinearContextual<f64>, Refit<f64>>(&missing) {
+        Err(Error::File { path, .. }) => assert!(path.contains("nothing-here.ckpt")),
+        other => panic!("{:?}", other.map(|s| s.steps_done())),
+    }
+    let bad = dir.join("no-such-dir").join("x.ckpt");
+    match checkpoint::save_to_path(&s, &bad) {
+        Err(Error::File { path, .. }) => assert!(path.contains("no-such-dir")),
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

@@ -20,6 +20,8 @@ fn hostile() -> impl Strategy<Value = f64> {
         Just(-5e-324),
         Just(1e300),
         Just(-1e300),
+        Just(f64::MAX),
+        Just(1e154),
         Just(0.0),
         Just(-0.0),
         -10.0..10.0f64,
@@ -51,28 +53,40 @@ fn ops(d: usize, k: usize) -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(op, 1..40)
 }
 
+/// The learner's saved bytes (its checkpoint), with feature `serde`.
+#[cfg(feature = "serde")]
+fn saved<L: serde::Serialize>(l: &L) -> String {
+    serde_json::to_string(l).expect("a valid learner serializes")
+}
+#[cfg(not(feature = "serde"))]
+fn saved<L>(_: &L) -> String {
+    String::new()
+}
+
 /// Everything a user can observe of an incremental learner.
 fn snap_incremental(l: &Incremental<f64, LinearSoftmax<f64>>) -> String {
     format!(
-        "{:?} {} {:?} {:?}",
+        "{:?} {} {:?} {:?} {}",
         l.policy().params(),
         l.steps(),
         l.baseline_value(),
-        l.probabilities()
+        l.probabilities(),
+        saved(l)
     )
 }
 
 /// Everything a user can observe of a refit learner.
 fn snap_refit(l: &Refit<f64>) -> String {
     format!(
-        "{:?} {:?} {} {} {:?} {:?} {}",
+        "{:?} {:?} {} {} {:?} {:?} {} {}",
         l.theta(),
         l.history(),
         l.pending(),
         l.refits(),
         l.last_report(),
         l.probabilities(),
-        l.dataset().points()
+        l.dataset().points(),
+        saved(l)
     )
 }
 
@@ -103,7 +117,15 @@ fn exercise<L: Learner<f64>>(
             }),
         };
         match result {
-            Ok(()) => prop_assert!(finite_params(l), "non-finite parameters after {op:?}"),
+            Ok(()) => {
+                prop_assert!(finite_params(l), "non-finite parameters after {op:?}");
+                prop_assert!(
+                    l.validate().is_ok(),
+                    "{:?} left an invalid learner: {:?}",
+                    op,
+                    l.validate()
+                );
+            }
             Err(_) => prop_assert_eq!(snap(l), before, "a failed {:?} changed the learner", op),
         }
         if let Some(p) = l.probabilities() {
@@ -129,7 +151,12 @@ proptest! {
     #[test]
     fn refit_learners_survive_hostile_calls(
         lambda in prop_oneof![Just(1e-300), Just(1e300), 1e-3..10.0f64],
-        weighting in prop_oneof![Just(Weighting::Identity), Just(Weighting::Shift(-3.0)), Just(Weighting::Exp(1.0))],
+        weighting in prop_oneof![
+            Just(Weighting::Identity),
+            Just(Weighting::Shift(-3.0)),
+            Just(Weighting::Exp(1.0)),
+            Just(Weighting::Importance),
+        ],
         ops in ops(2, 3),
     ) {
         let config = RefitConfig { lambda, weighting, ..RefitConfig::default() };

@@ -148,7 +148,7 @@ impl<F: Real> Environment<F> for FiniteContext<F> {
         ensure(
             self.m >= 1
                 && self.k >= 1
-                && self.means.len() == self.m * self.k
+                && self.m.checked_mul(self.k) == Some(self.means.len())
                 && self.current < self.m,
             "finite-context bandit shape",
         )?;

@@ -137,7 +137,9 @@ impl<F: Real> Environment<F> for LinearAdf<F> {
     fn validate(&self) -> Result<()> {
         use crate::error::ensure;
         ensure(
-            self.k >= 1 && !self.weights.is_empty() && self.x.len() == self.k * self.weights.len(),
+            self.k >= 1
+                && !self.weights.is_empty()
+                && self.k.checked_mul(self.weights.len()) == Some(self.x.len()),
             "linear ADF bandit lengths",
         )?;
         ensure(

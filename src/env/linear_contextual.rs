@@ -115,7 +115,7 @@ impl<F: Real> Environment<F> for LinearContextual<F> {
         ensure(
             self.k >= 1
                 && self.d >= 1
-                && self.weights.len() == self.k * self.d
+                && self.k.checked_mul(self.d) == Some(self.weights.len())
                 && self.x.len() == self.d,
             "linear contextual bandit lengths",
         )?;

@@ -112,7 +112,9 @@ pub struct Incremental<F, P = LinearSoftmax<F>> {
     probs_x: Vec<F>,
     probs_valid: bool,
     acted: bool,
-    /// Where `learn` computes π when the cache does not hold it.
+    /// Where `act` and `learn` compute π when the cache does not hold it
+    /// (scratch, not saved; sized when first used).
+    #[cfg_attr(feature = "serde", serde(skip))]
     scratch: Vec<F>,
 }
 
@@ -229,6 +231,20 @@ impl<F: Real, P: Policy<F>> Incremental<F, P> {
     }
 }
 
+impl<F: Real, P: Policy<F>> Incremental<F, P> {
+    /// The scratch buffer at the policy's length (it is not saved, so a
+    /// loaded learner sizes it on first use).
+    #[inline]
+    fn sized_scratch(&mut self) -> Result<()> {
+        let kp = self.policy.probs_len();
+        if self.scratch.len() != kp {
+            crate::limits::try_reserve_to(&mut self.scratch, kp, "probabilities")?;
+            self.scratch.resize(kp, F::zero());
+        }
+        Ok(())
+    }
+}
+
 impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
     fn num_actions(&self) -> usize {
         self.policy.num_actions()
@@ -244,6 +260,7 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
             // The interaction's one validation of the context; computed
             // aside, so that a failure leaves the last decision's π in place.
             let checked = Checked::new(x, self.policy.context_dim())?;
+            self.sized_scratch()?;
             self.policy
                 .probabilities_checked(checked, &mut self.scratch)?;
             std::mem::swap(&mut self.probs, &mut self.scratch);
@@ -285,7 +302,7 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
         )?;
         let (kp, d) = (self.policy.probs_len(), self.policy.context_dim());
         ensure(
-            self.probs.len() == kp && self.scratch.len() == kp && self.probs_x.len() == d,
+            self.probs.len() == kp && self.probs_x.len() == d,
             "learner buffer lengths",
         )
     }
@@ -299,6 +316,7 @@ impl<F: Real, P: Policy<F>> Learner<F> for Incremental<F, P> {
             (Checked::trusted(x, max_abs(x)), &self.probs)
         } else {
             let x = Checked::new(x, self.policy.context_dim())?;
+            self.sized_scratch()?;
             self.policy.probabilities_checked(x, &mut self.scratch)?;
             (x, &self.scratch)
         };

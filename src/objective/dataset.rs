@@ -366,11 +366,16 @@ impl<F: Real> Dataset<F> {
         use crate::error::ensure;
         let rows = self.cs.len();
         ensure(
-            self.k >= 1 && self.d >= 1 && self.kp == padded(self.k),
+            self.k >= 1
+                && self.d >= 1
+                && crate::limits::actions(self.k).is_ok()
+                && crate::limits::context_dim(self.d).is_ok()
+                && self.kp == padded(self.k),
             "dataset shape",
         )?;
         ensure(
-            self.xs.len() == rows * self.d && self.ws.len() == rows * self.kp,
+            rows.checked_mul(self.d) == Some(self.xs.len())
+                && rows.checked_mul(self.kp) == Some(self.ws.len()),
             "dataset lengths",
         )?;
         ensure(

@@ -56,7 +56,9 @@ pub struct LogLikelihood<F, P> {
     /// the sums would not be finite.
     #[cfg_attr(feature = "serde", serde(skip))]
     saved: Vec<F>,
-    /// Scratch of a push: π at the new point, then the gradient coefficients.
+    /// Scratch of a push: π at the new point, then the gradient
+    /// coefficients (not saved; sized when first used).
+    #[cfg_attr(feature = "serde", serde(skip))]
     point: Vec<F>,
     unit: Vec<F>,
 }
@@ -243,7 +245,6 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
         ensure(
             self.data.num_actions() == self.model.num_actions()
                 && self.data.context_dim() == self.model.context_dim()
-                && self.point.len() >= 2 * self.data.stride()
                 && self.unit.len() == self.data.context_dim()
                 && (!self.probs_valid || self.probs.len() == self.data.rows() * self.data.stride()),
             "objective buffer lengths",
@@ -358,6 +359,11 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for LogLikelihood<F, P> {
         let pl = at.probs_len().min(self.data.stride()).max(k);
         self.data.check_point(state, action, weight)?;
         self.data.reserve_point()?;
+        let stride = self.data.stride();
+        if self.point.len() < 2 * stride {
+            crate::limits::try_reserve_to(&mut self.point, 2 * stride, "probabilities")?;
+            self.point.resize(2 * stride, F::zero());
+        }
         let log_p = if wants {
             let (probs, _) = self.point.split_at_mut(pl);
             at.probabilities_into(state, probs)?;

@@ -183,7 +183,18 @@ impl<F: Real> Policy<F> for ActionFeatures<F> {
 
     fn validate(&self) -> Result<()> {
         crate::error::ensure(
-            self.k >= 1 && self.p >= 1 && self.theta.len() == self.p,
+            self.k >= 1
+                && self.p >= 1
+                && self.theta.len() == self.p
+                && crate::limits::actions(self.k).is_ok()
+                && crate::limits::context_dim(self.p).is_ok()
+                && crate::limits::product(
+                    "context length K·p",
+                    self.k,
+                    self.p,
+                    crate::limits::MAX_CONTEXT_DIM,
+                )
+                .is_ok(),
             "action-feature policy shape",
         )?;
         crate::error::ensure(

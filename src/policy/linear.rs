@@ -27,11 +27,21 @@ use crate::real::Real;
 /// assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-15); // θ = 0: uniform
 /// # Ok::<(), refit::Error>(())
 /// ```
+///
+/// Saved (feature `serde`) as its plain data — K, d and θ — and read back
+/// through [`LinearSoftmax`]'s checks: the shape is checked against the
+/// limits of [`crate::limits`] and against θ's length before the derived
+/// buffers are built, so a crafted file cannot make it allocate more than
+/// the file holds.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
-    serde(bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned")
+    serde(
+        bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned",
+        try_from = "LinearSoftmaxData<F>",
+        into = "LinearSoftmaxData<F>"
+    )
 )]
 pub struct LinearSoftmax<F> {
     k: usize,
@@ -41,13 +51,65 @@ pub struct LinearSoftmax<F> {
     /// θᵀ, d rows of kp: entry (a, j) at j·kp + a; padded entries are 0.
     theta: Vec<F>,
     /// 0 for real actions, −inf for padding.
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::bias"))]
     bias: Vec<F>,
     /// An upper bound on max |θ|, kept so that an update can be checked for
     /// overflow in O(d) instead of O(K·d).
     theta_bound: F,
     /// Update coefficients, kp.
     coef: Vec<F>,
+}
+
+/// What a [`LinearSoftmax`] saves: K, d and θ in its padded layout.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(bound = "F: crate::real::Real + serde::Serialize + serde::de::DeserializeOwned")]
+struct LinearSoftmaxData<F> {
+    k: usize,
+    d: usize,
+    theta: Vec<F>,
+}
+
+#[cfg(feature = "serde")]
+impl<F: Real> From<LinearSoftmax<F>> for LinearSoftmaxData<F> {
+    fn from(p: LinearSoftmax<F>) -> Self {
+        Self {
+            k: p.k,
+            d: p.d,
+            theta: p.theta,
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<F: Real> TryFrom<LinearSoftmaxData<F>> for LinearSoftmax<F> {
+    type Error = Error;
+
+    fn try_from(data: LinearSoftmaxData<F>) -> Result<Self> {
+        let bad = || crate::error::inconsistent("policy shape");
+        let (k, d) = (data.k, data.d);
+        if k == 0 || d == 0 || crate::limits::actions(k).is_err() {
+            return Err(bad());
+        }
+        let kp = padded(k);
+        if crate::limits::parameters(kp, d).ok() != Some(data.theta.len()) {
+            return Err(bad());
+        }
+        let mut bias = vec![F::zero(); kp];
+        for b in &mut bias[k..] {
+            *b = F::neg_infinity();
+        }
+        let p = Self {
+            k,
+            d,
+            kp,
+            theta_bound: max_abs(&data.theta),
+            theta: data.theta,
+            bias,
+            coef: vec![F::zero(); kp],
+        };
+        p.validate()?;
+        Ok(p)
+    }
 }
 
 impl<F: Real> PartialEq for LinearSoftmax<F> {
@@ -280,11 +342,14 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
             &padded_probs
         };
         if !update_is_finite(self.theta_bound, scale, xmax) {
-            // The cheap bound may be loose: tighten it once before refusing.
-            self.theta_bound = max_abs(&self.theta);
-            if !update_is_finite(self.theta_bound, scale, xmax) {
+            // The cheap bound may be loose: tighten it once before refusing
+            // (and keep the tighter bound only if the update goes ahead: a
+            // refused update changes nothing).
+            let tight = max_abs(&self.theta);
+            if !update_is_finite(tight, scale, xmax) {
                 return Err(Error::NonFiniteUpdate);
             }
+            self.theta_bound = tight;
         }
         crate::kernels::add_scaled_score_t(
             &mut self.theta,
@@ -410,10 +475,16 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
 
     fn validate(&self) -> Result<()> {
         use crate::error::ensure;
-        ensure(self.k >= 1 && self.d >= 1, "policy shape")?;
+        ensure(
+            self.k >= 1
+                && self.d >= 1
+                && crate::limits::actions(self.k).is_ok()
+                && crate::limits::context_dim(self.d).is_ok(),
+            "policy shape",
+        )?;
         ensure(self.kp == padded(self.k), "policy padding")?;
         ensure(
-            self.theta.len() == self.kp * self.d
+            crate::limits::parameters(self.kp, self.d).ok() == Some(self.theta.len())
                 && self.bias.len() == self.kp
                 && self.coef.len() == self.kp,
             "policy buffer lengths",

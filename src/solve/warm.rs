@@ -106,11 +106,12 @@ impl<F: Real> Warm<F> {
     pub(crate) fn validate(&self, n: usize) -> Result<()> {
         use crate::error::ensure;
         let sc = &self.scratch;
+        let nn = n.checked_mul(n);
         ensure(
             self.n == n
-                && (self.ws.h.is_empty() || self.ws.h.len() == n * n)
-                && (self.ws.chol.is_empty() || self.ws.chol.len() == n * n)
-                && (!self.h_valid || self.ws.h.len() == n * n)
+                && (self.ws.h.is_empty() || Some(self.ws.h.len()) == nn)
+                && (self.ws.chol.is_empty() || Some(self.ws.chol.len()) == nn)
+                && (!self.h_valid || Some(self.ws.h.len()) == nn)
                 && self.grad.len() == n
                 && [&sc.s, &sc.y, &sc.hs, &sc.trial, &sc.trial_grad]
                     .iter()
