@@ -184,9 +184,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let k = match args.actions {
         Some(k) => usize::try_from(k)?,
         None if bundled => SAMPLE_K,
-        // Read once with a generous K to find the largest action.
+        // Read once with the largest K the crate accepts to find the
+        // largest action.
         None => {
-            1 + History::<f64>::read_csv(&path, usize::MAX)?
+            1 + History::<f64>::read_csv(&path, refit::limits::MAX_ACTIONS)?
                 .actions()
                 .iter()
                 .copied()
