@@ -225,6 +225,18 @@ pub enum Error {
         /// The bytes asked for.
         bytes: u128,
     },
+    /// An off-policy estimate or its standard error overflowed (rewards
+    /// over propensities too large to sum in the float type); no estimate
+    /// is returned.
+    #[error(
+        "the {estimator} estimate is not finite ({value}): the logged rewards over their propensities overflow"
+    )]
+    NonFiniteEstimate {
+        /// The estimator ("IPS", "SNIPS", "DM", "DR") or its standard error.
+        estimator: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// An I/O error while writing results.
     #[error("i/o error ({kind:?}): {message}")]
     Io {

@@ -269,7 +269,9 @@ fn check_shapes<F: Real, P: Policy<F>>(policy: &P, logs: &History<F>) -> Result<
 /// rows or a clip M ≤ 0; [`Error::TooLarge`] for more than
 /// [`crate::limits::MAX_BOOTSTRAP`] bootstrap replicates or K over its
 /// limit; [`Error::BadLog`] for a bad logged value;
-/// [`Error::NonFiniteLogits`] if the policy overflows on a logged context.
+/// [`Error::NonFiniteLogits`] if the policy overflows on a logged context;
+/// [`Error::NonFiniteEstimate`] if an estimate or its standard error
+/// overflows.
 pub fn evaluate_with<F: Real, P: Policy<F>, M: RewardModel<F> + ?Sized>(
     policy: &P,
     logs: &History<F>,
@@ -343,6 +345,31 @@ pub fn evaluate_with<F: Real, P: Policy<F>, M: RewardModel<F> + ?Sized>(
         std_err(&rows.dm),
         std_err(&rows.dr),
     ];
+    // SNIPS is NaN when no logged action has weight; the others always exist.
+    let names = ["IPS", "SNIPS", "DM", "DR"];
+    let ses = [
+        "IPS standard error",
+        "SNIPS standard error",
+        "DM standard error",
+        "DR standard error",
+    ];
+    for j in 0..4 {
+        let defined = j != 1 || mean_weight > F::zero();
+        for (value, estimator) in [(point[j], names[j]), (se[j], ses[j])] {
+            if defined && !value.is_finite() {
+                return Err(Error::NonFiniteEstimate {
+                    estimator,
+                    value: value.f64(),
+                });
+            }
+        }
+    }
+    if !mean_weight.is_finite() {
+        return Err(Error::NonFiniteEstimate {
+            estimator: "mean importance weight",
+            value: mean_weight.f64(),
+        });
+    }
     // The bootstrap: resample rows, recompute every estimator.
     let mut boot: [Vec<F>; 4] = Default::default();
     if options.bootstrap > 0 {

@@ -407,3 +407,27 @@ fn huge_action_counts_are_errors_not_panics() {
     assert!(Ridge::fit(&logs, usize::MAX, 1.0).is_err());
     assert!(Ridge::fit(&logs, usize::MAX / 2, 1.0).is_err());
 }
+
+/// Found by the `arrays` fuzz target: finite rewards over tiny propensities
+/// overflow the IPS sum; the evaluation is a typed error, not an infinite
+/// estimate.
+#[test]
+fn overflowing_estimates_are_errors() {
+    let x = Array2::from_elem((2, 2), 0.5);
+    let logs = History::from_arrays(
+        x.view(),
+        &[0, 1],
+        &[7.340125902040228e-118, 4.823513611573676e285],
+        &[2.418433348622282e-137, 1.054353429044551e-305],
+        2,
+    )
+    .unwrap();
+    let pi = LinearSoftmax::<f64>::new(2, 2).unwrap();
+    match evaluate(&pi, &logs, &OpeOptions::default()) {
+        Err(refit::Error::NonFiniteEstimate { estimator, value }) => {
+            assert_eq!(estimator, "IPS");
+            assert!(value.is_infinite());
+        }
+        other => panic!("expected NonFiniteEstimate, got {other:?}"),
+    }
+}
