@@ -176,7 +176,7 @@ fn adf_fit_matches_an_independent_newton_solver() {
 #[test]
 fn both_learners_find_the_best_action_of_a_linear_adf_bandit() {
     let (k, p) = (6, 4);
-    let runner = Runner::new(1200, 6).expect("runner");
+    let runner = Runner::new(600, 6).expect("runner");
     let env = |rng: &mut refit::run::ChaCha8Rng| LinearAdf::<f64>::random(k, p, 0.3, rng);
     let online = runner
         .run(env, || {
@@ -198,11 +198,11 @@ fn both_learners_find_the_best_action_of_a_linear_adf_bandit() {
     let refit = runner
         .run(env, || Refit::new(ActionFeatures::new(k, p)?, config))
         .expect("refit run");
-    let tail = |s: &refit::run::Summary| s.optimal.mean[1100..].iter().sum::<f64>() / 100.0;
+    let tail = |s: &refit::run::Summary| s.optimal.mean[500..].iter().sum::<f64>() / 100.0;
     // Uniform play finds the best of 6 actions 1/6 of the time.
     assert!(tail(&online) > 0.6, "online: {}", tail(&online));
     assert!(tail(&refit) > 0.6, "refit: {}", tail(&refit));
-    let regret = |s: &refit::run::Summary| s.regret.mean[1100..].iter().sum::<f64>() / 100.0;
+    let regret = |s: &refit::run::Summary| s.regret.mean[500..].iter().sum::<f64>() / 100.0;
     assert!(regret(&online) < 0.25 && regret(&refit) < 0.25);
 }
 
@@ -302,7 +302,7 @@ fn a_users_own_policy_plays_under_both_learners() {
         k: 2,
         theta: vec![0.0; 4],
     };
-    let runner = Runner::new(800, 6).expect("runner");
+    let runner = Runner::new(400, 6).expect("runner");
     let env = |_: &mut refit::run::ChaCha8Rng| Ok(SignBandit { x: 0.0 });
     let online = runner
         .run(env, || {
@@ -317,7 +317,7 @@ fn a_users_own_policy_plays_under_both_learners() {
     let refit = runner
         .run(env, || Refit::new(make(), config))
         .expect("refit");
-    let tail = |s: &refit::run::Summary| s.optimal.mean[700..].iter().sum::<f64>() / 100.0;
+    let tail = |s: &refit::run::Summary| s.optimal.mean[300..].iter().sum::<f64>() / 100.0;
     assert!(tail(&online) > 0.75, "online: {}", tail(&online));
     assert!(tail(&refit) > 0.75, "refit: {}", tail(&refit));
     // Every refit of the user's policy is certified.
