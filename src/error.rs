@@ -225,14 +225,15 @@ pub enum Error {
         /// The bytes asked for.
         bytes: u128,
     },
-    /// An off-policy estimate or its standard error overflowed (rewards
-    /// over propensities too large to sum in the float type); no estimate
-    /// is returned.
+    /// An off-policy estimate, its standard error or the mean importance
+    /// weight overflowed (rewards over propensities too large to sum in the
+    /// float type); no evaluation is returned.
     #[error(
-        "the {estimator} estimate is not finite ({value}): the logged rewards over their propensities overflow"
+        "{estimator} is not finite ({value}): the logged rewards over their propensities overflow"
     )]
     NonFiniteEstimate {
-        /// The estimator ("IPS", "SNIPS", "DM", "DR") or its standard error.
+        /// What overflowed: "IPS", "SNIPS", "DM", "DR", "<estimator>
+        /// standard error" or "mean importance weight".
         estimator: &'static str,
         /// Its value.
         value: f64,

@@ -270,8 +270,8 @@ fn check_shapes<F: Real, P: Policy<F>>(policy: &P, logs: &History<F>) -> Result<
 /// [`crate::limits::MAX_BOOTSTRAP`] bootstrap replicates or K over its
 /// limit; [`Error::BadLog`] for a bad logged value;
 /// [`Error::NonFiniteLogits`] if the policy overflows on a logged context;
-/// [`Error::NonFiniteEstimate`] if an estimate or its standard error
-/// overflows.
+/// [`Error::NonFiniteEstimate`] if an estimate, its standard error or the
+/// mean importance weight overflows.
 pub fn evaluate_with<F: Real, P: Policy<F>, M: RewardModel<F> + ?Sized>(
     policy: &P,
     logs: &History<F>,
@@ -345,29 +345,27 @@ pub fn evaluate_with<F: Real, P: Policy<F>, M: RewardModel<F> + ?Sized>(
         std_err(&rows.dm),
         std_err(&rows.dr),
     ];
-    // SNIPS is NaN when no logged action has weight; the others always exist.
-    let names = ["IPS", "SNIPS", "DM", "DR"];
-    let ses = [
-        "IPS standard error",
-        "SNIPS standard error",
-        "DM standard error",
-        "DR standard error",
+    // Every figure returned must be finite; SNIPS alone is NaN by definition
+    // when no logged action has weight.
+    let snips = mean_weight > F::zero();
+    let figures = [
+        (point[0], "IPS", true),
+        (se[0], "IPS standard error", true),
+        (point[1], "SNIPS", snips),
+        (se[1], "SNIPS standard error", snips),
+        (point[2], "DM", true),
+        (se[2], "DM standard error", true),
+        (point[3], "DR", true),
+        (se[3], "DR standard error", true),
+        (mean_weight, "mean importance weight", true),
     ];
-    for j in 0..4 {
-        let defined = j != 1 || mean_weight > F::zero();
-        for (value, estimator) in [(point[j], names[j]), (se[j], ses[j])] {
-            if defined && !value.is_finite() {
-                return Err(Error::NonFiniteEstimate {
-                    estimator,
-                    value: value.f64(),
-                });
-            }
-        }
-    }
-    if !mean_weight.is_finite() {
+    if let Some(&(value, estimator, _)) = figures
+        .iter()
+        .find(|(v, _, required)| *required && !v.is_finite())
+    {
         return Err(Error::NonFiniteEstimate {
-            estimator: "mean importance weight",
-            value: mean_weight.f64(),
+            estimator,
+            value: value.f64(),
         });
     }
     // The bootstrap: resample rows, recompute every estimator.
