@@ -64,8 +64,10 @@
 //!   [`policy::ActionFeatures`], [`policy::Planner`], [`policy::Fixed`]),
 //!   with the helpers a user's own policy needs;
 //! * [`env`](mod@env): bandits that know their expected rewards, so regret is exact;
-//! * [`learner`]: the [`learner::Learner`] trait, [`learner::Incremental`]
-//!   and [`learner::Refit`];
+//! * [`learner`]: the [`learner::Learner`] trait, [`learner::Incremental`],
+//!   [`learner::Refit`] with its refit [`learner::Cadence`], and the
+//!   exploration baselines ([`learner::EpsilonGreedy`], [`learner::LinUcb`],
+//!   [`learner::SquareCb`], [`learner::LinTs`], [`learner::BetaThompson`]);
 //! * [`objective`]: the refit objectives — the weighted log-likelihood over
 //!   a [`objective::Dataset`], the importance-weighted expected return
 //!   [`objective::ExpectedReturn`] and the full-information expected return
@@ -144,7 +146,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::history::History;
     pub use crate::learner::{
-        Baseline, Decision, Incremental, Learner, Refit, RefitConfig, Schedule, StepSize,
+        Baseline, Cadence, Decision, Incremental, Learner, Refit, RefitConfig, Schedule, StepSize,
     };
     pub use crate::objective::{
         Dataset, Estimator, ExpectedReturn, HistoryObjective, LogLikelihood, Objective, Weighting,

@@ -63,6 +63,80 @@ fn refit_run_resumes_bit_identically() {
     assert_eq!(a, b);
 }
 
+/// Every exploration baseline resumes bit for bit from a checkpoint taken
+/// mid-run (LinTS and LinUCB rebuild their packed widths after loading).
+#[test]
+fn baselines_resume_bit_identically() {
+    use refit::learner::{EpsilonGreedy, LinTs, LinUcb, SquareCb};
+    let (a, b) = traces(|| EpsilonGreedy::new(5, 4, 1.0, 0.1), 77, 200);
+    assert_eq!(a, b);
+    let (a, b) = traces(|| LinUcb::new(5, 4, 1.0, 0.7), 77, 200);
+    assert_eq!(a, b);
+    let (a, b) = traces(|| SquareCb::new(5, 4, 1.0, 10.0, 0.5), 77, 200);
+    assert_eq!(a, b);
+    let (a, b) = traces(
+        || LinTs::new(5, 4, 1.0, 0.5)?.with_propensity_draws(50, 3),
+        77,
+        200,
+    );
+    assert_eq!(a, b);
+    // Bernoulli Thompson sampling on a context-free bandit.
+    use refit::env::Bernoulli;
+    use refit::learner::BetaThompson;
+    let make = || BetaThompson::new(3, 1.0, 1.0);
+    let bandit = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(vec![0.2f64, 0.5, 0.7]);
+    let mut whole: Session<f64, Bernoulli<f64>, BetaThompson<f64>> =
+        Session::new(4, bandit, make).expect("session");
+    let a: Vec<Step> = (0..150).map(|_| whole.step().expect("step")).collect();
+    let mut first: Session<f64, Bernoulli<f64>, BetaThompson<f64>> =
+        Session::new(4, bandit, make).expect("session");
+    let mut b: Vec<Step> = (0..60).map(|_| first.step().expect("step")).collect();
+    let bytes = checkpoint::save(&first).expect("save");
+    let mut resumed: Session<f64, Bernoulli<f64>, BetaThompson<f64>> =
+        checkpoint::load(&bytes).expect("load");
+    b.extend((60..150).map(|_| resumed.step().expect("step")));
+    assert_eq!(a, b);
+}
+
+/// A refit learner with a cadence other than every action resumes bit for
+/// bit, and a checkpoint that spells the cadence as the former
+/// `refit_every: k` still loads as `Every(k)`.
+#[test]
+fn cadences_resume_and_old_files_load() {
+    use refit::learner::Cadence;
+    for cadence in [Cadence::Every(7), Cadence::Doubling, Cadence::WarmUp(30)] {
+        let make = move || {
+            Refit::linear(
+                5,
+                4,
+                RefitConfig {
+                    cadence,
+                    lambda: 0.5,
+                    weighting: Weighting::Exp(0.5),
+                    ..RefitConfig::default()
+                },
+            )
+        };
+        let mut whole: CtxSession<Refit<f64>> = Session::new(11, env, make).expect("session");
+        let a: Vec<Step> = (0..120).map(|_| whole.step().expect("step")).collect();
+        let mut first: CtxSession<Refit<f64>> = Session::new(11, env, make).expect("session");
+        let mut b: Vec<Step> = (0..45).map(|_| first.step().expect("step")).collect();
+        let bytes = checkpoint::save(&first).expect("save");
+        let mut resumed: CtxSession<Refit<f64>> = checkpoint::load(&bytes).expect("load");
+        b.extend((45..120).map(|_| resumed.step().expect("step")));
+        assert_eq!(a, b, "{cadence:?}");
+    }
+    let schedule: Schedule<f64> = serde_json::from_str(
+        r#"{"options":{"tol":1e-9,"max_iter":100,"method":"Auto"},"refit_every":3,"strict":false}"#,
+    )
+    .expect("a schedule written before cadences loads");
+    assert_eq!(schedule.cadence, Cadence::Every(3));
+    let bad: Result<Schedule<f64>, _> = serde_json::from_str(
+        r#"{"options":{"tol":1e-9,"max_iter":100,"method":"Auto"},"cadence":{"Every":0},"strict":false}"#,
+    );
+    assert!(bad.is_err());
+}
+
 type ErLearner = Refit<f64, LinearSoftmax<f64>, ExpectedReturn<f64, LinearSoftmax<f64>>>;
 
 fn expected_return_learner() -> refit::Result<ErLearner> {

@@ -137,3 +137,48 @@ const PINNED_PASS: (u64, u64, u64) = (
     0xc040_51c0_23c4_80bc,
     0xc039_b672_e7fb_12a6,
 );
+
+/// The exploration baselines: parallel = sequential and a rerun, bit for
+/// bit (Thompson sampling's Monte Carlo propensities come from their own
+/// seeded stream, so they are reproducible too).
+#[test]
+fn baselines_are_deterministic_in_parallel() {
+    use refit::learner::{BetaThompson, EpsilonGreedy, LinTs, LinUcb, SquareCb};
+    let runner = Runner::new(120, 9).expect("valid");
+    let ctx = |rng: &mut rand_chacha::ChaCha8Rng| LinearContextual::<f64>::random(4, 3, 0.5, rng);
+    fn both<L: refit::learner::Learner<f64>>(
+        runner: &Runner,
+        env: impl Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<LinearContextual<f64>> + Sync,
+        make: impl Fn() -> refit::Result<L> + Sync,
+    ) {
+        let par = runner
+            .clone()
+            .parallel(true)
+            .run(&env, &make)
+            .expect("runs");
+        let seq = runner
+            .clone()
+            .parallel(false)
+            .run(&env, &make)
+            .expect("runs");
+        assert_eq!(par, seq);
+        assert_eq!(par, runner.run(&env, &make).expect("runs"));
+    }
+    both(&runner, ctx, || EpsilonGreedy::new(4, 3, 1.0, 0.1));
+    both(&runner, ctx, || LinUcb::new(4, 3, 1.0, 0.5));
+    both(&runner, ctx, || SquareCb::new(4, 3, 1.0, 10.0, 0.5));
+    both(&runner, ctx, || LinTs::new(4, 3, 1.0, 0.5));
+    let bandit = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(vec![0.2f64, 0.5, 0.7]);
+    let make = || BetaThompson::new(3, 1.0, 1.0);
+    let par = runner
+        .clone()
+        .parallel(true)
+        .run(bandit, make)
+        .expect("runs");
+    let seq = runner
+        .clone()
+        .parallel(false)
+        .run(bandit, make)
+        .expect("runs");
+    assert_eq!(par, seq);
+}

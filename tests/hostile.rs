@@ -5,7 +5,10 @@
 use proptest::prelude::*;
 use rand::SeedableRng;
 use refit::env::{Bernoulli, Drifting, Environment, FiniteContext, Gaussian, LinearContextual};
-use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
+use refit::learner::{
+    Baseline, BetaThompson, Cadence, EpsilonGreedy, Incremental, Learner, LinTs, LinUcb, Refit,
+    RefitConfig, Ridge, SquareCb, StepSize,
+};
 use refit::objective::Weighting;
 use refit::policy::{LinearSoftmax, Policy};
 use refit::solve::{Options, fit_arrays};
@@ -165,12 +168,88 @@ proptest! {
     }
 
     #[test]
+    fn refit_cadences_survive_hostile_calls(
+        cadence in prop_oneof![
+            (1usize..4).prop_map(Cadence::Every),
+            Just(Cadence::Doubling),
+            (1usize..6).prop_map(Cadence::WarmUp),
+        ],
+        ops in ops(2, 3),
+    ) {
+        let config = RefitConfig { cadence, ..RefitConfig::default() };
+        let mut l = Refit::linear(3, 2, config).expect("valid");
+        exercise(&mut l, &ops, snap_refit, |l| all_finite(l.theta().as_slice()))?;
+    }
+
+    #[test]
+    fn ridge_baselines_survive_hostile_calls(
+        which in 0usize..4,
+        lambda in prop_oneof![Just(1e-300), Just(1e300), 1e-3..10.0f64],
+        ops in ops(2, 3),
+    ) {
+        // Everything a user can observe: the model, the last π, the saved
+        // bytes (scratch buffers are not part of the state).
+        fn snap(m: &Ridge<f64>, p: Option<&[f64]>, bytes: String) -> String {
+            let inverses: Vec<&[f64]> = (0..m.num_actions())
+                .map(|a| m.inverse(a).expect("action"))
+                .collect();
+            format!("{:?} {:?} {:?} {:?} {}", m.theta(), inverses, m.counts(), p, bytes)
+        }
+        match which {
+            0 => {
+                let mut l = EpsilonGreedy::new(3, 2, lambda, 0.1).expect("valid");
+                let s = |l: &EpsilonGreedy<f64>| snap(l.model(), l.probabilities(), saved(l));
+                exercise(&mut l, &ops, s, |l| all_finite(l.model().theta()))?;
+            }
+            1 => {
+                let mut l = LinUcb::new(3, 2, lambda, 1.0).expect("valid");
+                let s = |l: &LinUcb<f64>| snap(l.model(), l.probabilities(), saved(l));
+                exercise(&mut l, &ops, s, |l| all_finite(l.model().theta()))?;
+            }
+            2 => {
+                let mut l = SquareCb::new(3, 2, lambda, 10.0, 0.5).expect("valid");
+                let s = |l: &SquareCb<f64>| snap(l.model(), l.probabilities(), saved(l));
+                exercise(&mut l, &ops, s, |l| all_finite(l.model().theta()))?;
+            }
+            _ => {
+                let mut l = LinTs::new(3, 2, lambda, 0.5)
+                    .and_then(|l| l.with_propensity_draws(16, 1))
+                    .expect("valid");
+                let s = |l: &LinTs<f64>| snap(l.model(), l.probabilities(), saved(l));
+                exercise(&mut l, &ops, s, |l| all_finite(l.model().theta()))?;
+            }
+        }
+    }
+
+    #[test]
+    fn beta_thompson_survives_hostile_calls(
+        prior in prop_oneof![Just(1e-300), Just(1e300), 0.1..10.0f64],
+        ops in ops(1, 3),
+    ) {
+        fn snap(l: &BetaThompson<f64>) -> String {
+            let post: Vec<(f64, f64)> = (0..3).map(|a| l.posterior(a).expect("arm")).collect();
+            format!("{:?} {:?} {}", post, l.probabilities(), saved(l))
+        }
+        let mut l = BetaThompson::new(3, prior, 1.0)
+            .and_then(|l| l.with_propensity_draws(16, 2))
+            .expect("valid");
+        exercise(&mut l, &ops, snap, |_| true)?;
+    }
+
+    #[test]
     fn constructors_refuse_hostile_parameters(v in hostile(), k in 0usize..3) {
         let ok = v.is_finite() && v > 0.0;
         prop_assert_eq!(Incremental::tabular(2, StepSize::Constant(v), Baseline::None).is_ok(), ok);
         let lambda_ok = v.is_finite() && v > 0.0;
         prop_assert_eq!(Refit::<f64>::linear(2, 2, RefitConfig { lambda: v, ..RefitConfig::default() }).is_ok(), lambda_ok);
         prop_assert_eq!(LinearSoftmax::<f64>::new(k, 2).is_ok(), k > 0);
+        prop_assert_eq!(EpsilonGreedy::<f64>::new(2, 2, 1.0, v).is_ok(), (0.0..=1.0).contains(&v));
+        prop_assert_eq!(EpsilonGreedy::<f64>::new(2, 2, v, 0.1).is_ok(), v.is_finite() && v > 0.0);
+        prop_assert_eq!(LinUcb::<f64>::new(2, 2, 1.0, v).is_ok(), v.is_finite() && v >= 0.0);
+        prop_assert_eq!(SquareCb::<f64>::new(2, 2, 1.0, v, 0.5).is_ok(), v.is_finite() && v > 0.0);
+        prop_assert_eq!(SquareCb::<f64>::new(2, 2, 1.0, 10.0, v).is_ok(), v.is_finite() && v >= 0.0);
+        prop_assert_eq!(LinTs::<f64>::new(2, 2, 1.0, v).is_ok(), v.is_finite() && v > 0.0);
+        prop_assert_eq!(BetaThompson::<f64>::new(2, v, 1.0).is_ok(), v.is_finite() && v > 0.0);
         prop_assert_eq!(Bernoulli::new(vec![v, 0.5]).is_ok(), (0.0..=1.0).contains(&v));
         prop_assert_eq!(Gaussian::new(vec![v], 1.0).is_ok(), v.is_finite());
         prop_assert_eq!(Drifting::new(vec![0.0], 1.0, v).is_ok(), v.is_finite() && v >= 0.0);

@@ -5,7 +5,10 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
-use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
+use refit::learner::{
+    Baseline, BetaThompson, Cadence, EpsilonGreedy, Incremental, Learner, LinTs, LinUcb, Refit,
+    RefitConfig, SquareCb, StepSize,
+};
 use refit::objective::{Estimator, ExpectedReturn, Weighting};
 use refit::policy::LinearSoftmax;
 
@@ -49,7 +52,7 @@ fn run<L: Learner<f64> + serde::Serialize>(l: &mut L, ops: &[Op]) {
 
 fuzz_target!(|input: Input| {
     let h = input.hyper;
-    match input.learner % 4 {
+    match input.learner % 10 {
         0 => {
             if let Ok(mut l) =
                 Incremental::linear(K, D, StepSize::Constant(h), Baseline::RunningMean)
@@ -70,6 +73,46 @@ fuzz_target!(|input: Input| {
             let config = RefitConfig {
                 lambda: h,
                 weighting: Weighting::Importance,
+                ..RefitConfig::default()
+            };
+            if let Ok(mut l) = Refit::linear(K, D, config) {
+                run(&mut l, &input.ops);
+            }
+        }
+        4 => {
+            if let Ok(mut l) = EpsilonGreedy::new(K, D, 1.0, h) {
+                run(&mut l, &input.ops);
+            }
+        }
+        5 => {
+            if let Ok(mut l) = LinUcb::new(K, D, h, 1.0) {
+                run(&mut l, &input.ops);
+            }
+        }
+        6 => {
+            if let Ok(mut l) = SquareCb::new(K, D, 1.0, h, 0.5) {
+                run(&mut l, &input.ops);
+            }
+        }
+        7 => {
+            if let Ok(mut l) = LinTs::new(K, D, 1.0, h).and_then(|l| l.with_propensity_draws(8, 1)) {
+                run(&mut l, &input.ops);
+            }
+        }
+        8 => {
+            if let Ok(mut l) = BetaThompson::new(K, h, 1.0).and_then(|l| l.with_propensity_draws(8, 1)) {
+                run(&mut l, &input.ops);
+            }
+        }
+        9 => {
+            // A refit learner with a cadence other than every action.
+            let cadence = match (h.abs() as usize) % 3 {
+                0 => Cadence::Every(3),
+                1 => Cadence::Doubling,
+                _ => Cadence::WarmUp(4),
+            };
+            let config = RefitConfig {
+                cadence,
                 ..RefitConfig::default()
             };
             if let Ok(mut l) = Refit::linear(K, D, config) {

@@ -69,6 +69,12 @@ dispatch!(neg_hessian_rows, neg_hessian_rows_avx2,
     (theta_t: &[F], bias: &[F], xs: &[F], cs: &[F], k: usize, h: &mut [F], z: &mut [F]) -> bool);
 dispatch!(neg_hess_vec_pass, neg_hess_vec_pass_avx2,
     (v_t: &[F], xs: &[F], cs: &[F], probs: &[F], out_t: &mut [F], u: &mut [F]) -> ());
+dispatch!(ridge_means, ridge_means_avx2, (theta: &[F], x: &[F], out: &mut [F]) -> ());
+dispatch!(ridge_widths, ridge_widths_avx2,
+    (packed: &[F], x: &[F], xx: &mut [F], z: &mut [F], out: &mut [F]) -> ());
+dispatch!(ridge_update, ridge_update_avx2,
+    (m: &mut [F], theta: &mut [F], x: &[F], r: F, work: &mut [F], packed: &mut [F], kp: usize,
+     a: usize) -> bool);
 
 #[cfg(test)]
 mod tests {
@@ -222,6 +228,43 @@ mod tests {
             solve(&la, n, &mut xa);
             cholesky::solve(&lb, n, &mut xb);
             assert_eq!(xa, xb);
+            // The ridge kernels: means, widths and an update of one block.
+            let (mut ma, mut mb) = (vec![0.0; k], vec![0.0; k]);
+            let th: Vec<f64> = theta[..k * d].to_vec();
+            ridge_means(&th, &x, &mut ma);
+            kernels::ridge_means(&th, &x, &mut mb);
+            assert_eq!(ma, mb);
+            // K copies of the packed upper triangle of the leading d×d block
+            // of the (d+2)×(d+2) SPD matrix, side by side.
+            let tri = d * (d + 1) / 2;
+            let mut packed = vec![0.0; tri * kp];
+            let mut p = 0;
+            for i in 0..d {
+                for j in i..d {
+                    for a in 0..k {
+                        packed[p * kp + a] = spd[i * n + j];
+                    }
+                    p += 1;
+                }
+            }
+            let (mut xx, mut z) = (vec![0.0; tri], vec![0.0; kp]);
+            ridge_widths(&packed, &x, &mut xx, &mut z, &mut ma);
+            kernels::ridge_widths(&packed, &x, &mut xx, &mut z, &mut mb);
+            assert_eq!(ma, mb);
+            let (mut p1, mut p2) = (packed.clone(), packed.clone());
+            let block: Vec<f64> = (0..d)
+                .flat_map(|i| spd[i * n..i * n + d].to_vec())
+                .collect();
+            let (mut m1, mut m2) = (block.clone(), block);
+            let (mut t1, mut t2) = (x.clone(), x.clone());
+            let mut w = vec![0.0; 2 * d];
+            let a = rng.random_range(0..k);
+            assert_eq!(
+                ridge_update(&mut m1, &mut t1, &x, 0.7, &mut w, &mut p1, kp, a),
+                kernels::ridge_update(&mut m2, &mut t2, &x, 0.7, &mut w, &mut p2, kp, a)
+            );
+            assert_eq!((m1, t1), (m2, t2));
+            assert_eq!(p1, p2);
         }
     }
 }

@@ -608,3 +608,170 @@ pub(crate) fn neg_hess_vec_pass<F: Real>(
         add_outer_t(out_t, x, u);
     }
 }
+
+/// The predicted rewards of a per-action ridge model: `out[a] = θ_a · x`
+/// for θ row-major K×d (`out` has length K).
+#[inline(always)]
+pub(crate) fn ridge_means<F: Real>(theta: &[F], x: &[F], out: &mut [F]) {
+    let d = x.len();
+    for (o, th) in out.iter_mut().zip(theta.chunks_exact(d)) {
+        *o = dot(th, x);
+    }
+}
+
+/// The widths of a per-action ridge model, `out[a] = √(xᵀ M_a x)` for K
+/// symmetric d×d matrices M_a stored as packed upper triangles side by
+/// side: entry (i ≤ j) of M_a at `p(i, j)·kp + a`, p numbering the upper
+/// triangle row by row. With the features `xx[p(i, j)] = x_i x_j` (doubled
+/// off the diagonal), the K quadratic forms are the "logits" of the packed
+/// matrix at `xx` ([`quadratic_group`]: all actions side by side in
+/// registers over one pass). `xx` is scratch of d(d + 1)/2 and `z` of kp.
+/// A form that rounds below 0 is 0.
+#[inline(always)]
+pub(crate) fn ridge_widths<F: Real>(
+    packed: &[F],
+    x: &[F],
+    xx: &mut [F],
+    z: &mut [F],
+    out: &mut [F],
+) {
+    let total = xx.len();
+    let mut rest = &mut xx[..];
+    for (i, &xi) in x.iter().enumerate() {
+        let Some((diag, tail)) = rest.split_first_mut() else {
+            return;
+        };
+        *diag = xi * xi;
+        let (row, next) = tail.split_at_mut(x.len() - i - 1);
+        let two_xi = xi + xi;
+        for (o, &xj) in row.iter_mut().zip(&x[i + 1..]) {
+            *o = two_xi * xj;
+        }
+        rest = next;
+    }
+    let tri = total - rest.len();
+    let xx = &xx[..tri];
+    let kp = z.len();
+    for (g, zg) in z.chunks_mut(GROUP).enumerate() {
+        let off = g * GROUP;
+        match zg.len() / LANES {
+            1 => quadratic_group::<F, 1>(packed, kp, off, xx, zg),
+            2 => quadratic_group::<F, 2>(packed, kp, off, xx, zg),
+            3 => quadratic_group::<F, 3>(packed, kp, off, xx, zg),
+            _ => quadratic_group::<F, 4>(packed, kp, off, xx, zg),
+        }
+    }
+    for (o, &q) in out.iter_mut().zip(z.iter()) {
+        *o = q.max(F::zero()).sqrt();
+    }
+}
+
+/// [`logits_group`] with four register accumulators per block (features
+/// taken by their index mod 4, combined as (0 + 2) + (1 + 3)): the long
+/// feature vectors of the widths (d(d + 1)/2 entries) need more independent
+/// chains than the logits' d.
+#[inline(always)]
+fn quadratic_group<F: Real, const NB: usize>(
+    m: &[F],
+    kp: usize,
+    off: usize,
+    xx: &[F],
+    z: &mut [F],
+) {
+    let w = NB * LANES;
+    let mut acc = [[[F::zero(); LANES]; NB]; 4];
+    let mut rows = m.chunks_exact(kp);
+    let mut xs = xx.chunks_exact(4);
+    for xq in &mut xs {
+        for (r, &xv) in acc.iter_mut().zip(xq) {
+            let Some(row) = rows.next().and_then(|row| row.get(off..off + w)) else {
+                return;
+            };
+            for b in 0..NB {
+                for l in 0..LANES {
+                    r[b][l] = xv.mul_add(row[b * LANES + l], r[b][l]);
+                }
+            }
+        }
+    }
+    for (r, &xv) in acc.iter_mut().zip(xs.remainder()) {
+        let Some(row) = rows.next().and_then(|row| row.get(off..off + w)) else {
+            return;
+        };
+        for b in 0..NB {
+            for l in 0..LANES {
+                r[b][l] = xv.mul_add(row[b * LANES + l], r[b][l]);
+            }
+        }
+    }
+    for (b, zb) in z.chunks_exact_mut(LANES).enumerate() {
+        for l in 0..LANES {
+            zb[l] = (acc[0][b][l] + acc[2][b][l]) + (acc[1][b][l] + acc[3][b][l]);
+        }
+    }
+}
+
+/// One point (x, r) added to one action's ridge regression: with M = A⁻¹
+/// (symmetric d×d, row-major), u = M x, v = u / √(1 + xᵀu), the
+/// Sherman–Morrison update M ← M − v vᵀ (exactly symmetric: v_i v_j is
+/// v_j v_i), and θ ← θ + u (r − θ·x) / (1 + xᵀu), which is
+/// (M − v vᵀ)(b + r x) for θ = M b. When `packed` is not empty, the new
+/// upper triangle is also written into its column `a` (the layout of
+/// [`ridge_widths`], rows of kp). Everything is formed in `work` (2d) and
+/// checked before anything is written: returns `false`, changing nothing,
+/// if an entry would not be finite or a diagonal entry of M would not stay
+/// positive.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn ridge_update<F: Real>(
+    m: &mut [F],
+    theta: &mut [F],
+    x: &[F],
+    r: F,
+    work: &mut [F],
+    packed: &mut [F],
+    kp: usize,
+    a: usize,
+) -> bool {
+    let d = x.len();
+    let (u, th_new) = work.split_at_mut(d);
+    for (ui, row) in u.iter_mut().zip(m.chunks_exact(d)) {
+        *ui = dot(row, x);
+    }
+    let denom = F::one() + dot(u, x);
+    if !(denom.is_finite() && denom >= F::one()) {
+        return false;
+    }
+    let e = (r - dot(theta, x)) / denom;
+    for ((t, &to), &ui) in th_new.iter_mut().zip(theta.iter()).zip(u.iter()) {
+        *t = ui.mul_add(e, to);
+    }
+    let s = F::one() / denom.sqrt();
+    for ui in u.iter_mut() {
+        *ui *= s;
+    }
+    let v = &*u;
+    let mut ok = e.is_finite() && all_finite(th_new) && all_finite(v);
+    for (i, &vi) in v.iter().enumerate() {
+        ok &= (vi * vi).is_finite() && (-vi).mul_add(vi, m[i * d + i]) > F::zero();
+    }
+    if !ok {
+        return false;
+    }
+    for (row, &vi) in m.chunks_exact_mut(d).zip(v.iter()) {
+        for (mij, &vj) in row.iter_mut().zip(v.iter()) {
+            *mij = (-vi).mul_add(vj, *mij);
+        }
+    }
+    if !packed.is_empty() {
+        let mut p = 0;
+        for (i, row) in m.chunks_exact(d).enumerate() {
+            for &mij in &row[i..] {
+                packed[p * kp + a] = mij;
+                p += 1;
+            }
+        }
+    }
+    theta.copy_from_slice(th_new);
+    true
+}

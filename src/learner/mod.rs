@@ -1,10 +1,17 @@
 //! Learners: a policy that acts and learns from the outcome (docs/ARCHITECTURE.md, "Learners").
 
+mod explore;
 mod incremental;
 mod refit;
+mod ridge;
 
+pub use explore::{
+    BetaThompson, DEFAULT_PROPENSITY_DRAWS, EpsilonGreedy, LinTs, LinUcb, MAX_PROPENSITY_DRAWS,
+    SquareCb,
+};
 pub use incremental::{Baseline, Incremental, StepSize};
-pub use refit::{Refit, RefitConfig, Schedule};
+pub use refit::{Cadence, Refit, RefitConfig, Schedule};
+pub use ridge::Ridge;
 
 use rand::Rng;
 

@@ -11,6 +11,110 @@ use crate::real::Real;
 use crate::solve::warm::Warm;
 use crate::solve::{Options, Report, StopReason, closed_form_report};
 
+/// How often a [`Refit`] learner refits: the refit is due before an action
+/// when the rule holds for n, the points learned so far, and n₀ < n, the
+/// points at the last refit (n₀ = 0 before the first).
+///
+/// ```
+/// use refit::learner::Cadence;
+/// // Every 10 points; at n = 1, 2, 4, 8, …; before every action up to 100 points.
+/// assert!(Cadence::Every(10).due(20, 10) && !Cadence::Every(10).due(19, 10));
+/// assert!(Cadence::Doubling.due(4, 3) && !Cadence::Doubling.due(7, 4));
+/// assert!(Cadence::WarmUp(100).due(100, 99) && !Cadence::WarmUp(100).due(101, 100));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "CadenceRepr"))]
+pub enum Cadence {
+    /// When at least k ≥ 1 points arrived since the last refit: n − n₀ ≥ k.
+    /// `Every(1)` (the default) refits before every action, the learner's
+    /// definition.
+    Every(usize),
+    /// At doubling epochs: when the history has reached a power of two it
+    /// had not reached at the last refit (n = 1, 2, 4, 8, … when one point
+    /// arrives per action), ⌊log₂ n⌋ > ⌊log₂ n₀⌋. About log₂ T refits in T steps.
+    Doubling,
+    /// Before every action until the history holds w ≥ 1 points, never
+    /// after: due while n₀ < w (the last refit is on the first w points).
+    WarmUp(usize),
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Cadence::Every(1)
+    }
+}
+
+impl Cadence {
+    /// Checks the cadence.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `Every(0)` or `WarmUp(0)`.
+    pub fn check(&self) -> Result<()> {
+        match *self {
+            Cadence::Every(0) => Err(Error::InvalidParameter {
+                name: "cadence.every",
+                value: 0.0,
+                expected: ">= 1",
+            }),
+            Cadence::WarmUp(0) => Err(Error::InvalidParameter {
+                name: "cadence.warm_up",
+                value: 0.0,
+                expected: ">= 1",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a refit is due with `points` learned in all and `at_last`
+    /// of them at the last refit (0 before the first). Nothing is due
+    /// without a new point.
+    pub fn due(&self, points: usize, at_last: usize) -> bool {
+        if points <= at_last {
+            return false;
+        }
+        match *self {
+            Cadence::Every(k) => points - at_last >= k,
+            Cadence::Doubling => at_last == 0 || points.ilog2() > at_last.ilog2(),
+            Cadence::WarmUp(w) => at_last < w,
+        }
+    }
+}
+
+/// What a cadence reads from a checkpoint: a bare number is the
+/// `refit_every` of files written before [`Cadence`] existed.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum CadenceRepr {
+    Legacy(usize),
+    Tagged(CadenceTagged),
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+enum CadenceTagged {
+    Every(usize),
+    Doubling,
+    WarmUp(usize),
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<CadenceRepr> for Cadence {
+    type Error = Error;
+    fn try_from(r: CadenceRepr) -> Result<Self> {
+        let c = match r {
+            CadenceRepr::Legacy(k) | CadenceRepr::Tagged(CadenceTagged::Every(k)) => {
+                Cadence::Every(k)
+            }
+            CadenceRepr::Tagged(CadenceTagged::Doubling) => Cadence::Doubling,
+            CadenceRepr::Tagged(CadenceTagged::WarmUp(w)) => Cadence::WarmUp(w),
+        };
+        c.check()?;
+        Ok(c)
+    }
+}
+
 /// When a [`Refit`] learner refits and what it does with a refit that does
 /// not converge: the part of its settings that any objective shares.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,9 +122,11 @@ use crate::solve::{Options, Report, StopReason, closed_form_report};
 pub struct Schedule<F> {
     /// Solver tolerance, iteration cap and method (defaults of [`Options`]).
     pub options: Options<F>,
-    /// Refit when at least this many interactions arrived since the last
-    /// refit (default 1: before every action, the learner's definition).
-    pub refit_every: usize,
+    /// When to refit (default [`Cadence::Every`]`(1)`: before every
+    /// action, the learner's definition). Checkpoints written with the
+    /// former `refit_every: k` read as `Every(k)`.
+    #[cfg_attr(feature = "serde", serde(alias = "refit_every"))]
+    pub cadence: Cadence,
     /// Treat a refit that reaches the iteration cap as an error
     /// ([`Error::NotConverged`]) instead of reporting it (default false).
     pub strict: bool,
@@ -30,7 +136,7 @@ impl<F: Real> Default for Schedule<F> {
     fn default() -> Self {
         Self {
             options: Options::default(),
-            refit_every: 1,
+            cadence: Cadence::default(),
             strict: false,
         }
     }
@@ -40,17 +146,10 @@ impl<F: Real> Schedule<F> {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for bad options or `refit_every = 0`.
+    /// [`Error::InvalidParameter`] for bad options or a bad cadence.
     pub fn check(&self) -> Result<()> {
         self.options.check()?;
-        if self.refit_every == 0 {
-            return Err(Error::InvalidParameter {
-                name: "refit_every",
-                value: 0.0,
-                expected: ">= 1",
-            });
-        }
-        Ok(())
+        self.cadence.check()
     }
 }
 
@@ -65,9 +164,10 @@ pub struct RefitConfig<F> {
     pub weighting: Weighting<F>,
     /// Solver tolerance, iteration cap and method (defaults of [`Options`]).
     pub options: Options<F>,
-    /// Refit when at least this many interactions arrived since the last
-    /// refit (default 1: before every action, the learner's definition).
-    pub refit_every: usize,
+    /// When to refit (default [`Cadence::Every`]`(1)`: before every
+    /// action, the learner's definition).
+    #[cfg_attr(feature = "serde", serde(alias = "refit_every"))]
+    pub cadence: Cadence,
     /// Merge identical contexts into one row of the objective (default true; exact).
     pub compress: bool,
     /// Treat a refit that reaches the iteration cap as an error
@@ -80,7 +180,7 @@ impl<F: Real> RefitConfig<F> {
     pub fn schedule(&self) -> Schedule<F> {
         Schedule {
             options: self.options,
-            refit_every: self.refit_every,
+            cadence: self.cadence,
             strict: self.strict,
         }
     }
@@ -92,7 +192,7 @@ impl<F: Real> Default for RefitConfig<F> {
             lambda: F::one(),
             weighting: Weighting::Identity,
             options: Options::default(),
-            refit_every: 1,
+            cadence: Cadence::default(),
             compress: true,
             strict: false,
         }
@@ -194,8 +294,7 @@ impl<F: Real> Refit<F, LinearSoftmax<F>> {
     /// [`Error::ZeroActions`], [`Error::ZeroContextDim`];
     /// [`Error::InvalidLambda`] for λ < 0 or non-finite, [`Error::ZeroLambda`]
     /// for λ = 0 (no closed form outside the tabular case);
-    /// [`Error::InvalidParameter`] for bad options, weighting, or
-    /// `refit_every = 0`.
+    /// [`Error::InvalidParameter`] for bad options, weighting, or cadence.
     pub fn linear(k: usize, d: usize, config: RefitConfig<F>) -> Result<Self> {
         Self::new(LinearSoftmax::new(k, d)?, config)
     }
@@ -341,7 +440,8 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
         let pl = self.policy.probs_len();
         crate::limits::try_reserve_to(&mut self.scratch, pl, "probabilities")?;
         self.scratch.resize(pl, F::zero());
-        if self.pending >= self.schedule.refit_every {
+        let n = self.obj.points();
+        if self.schedule.cadence.due(n, n.saturating_sub(self.pending)) {
             self.refit_at(Some(x))
         } else {
             self.probabilities_at(x)
@@ -517,7 +617,8 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Learner<F> for R
                 && self.probs.len() == pl
                 && self.closed.as_ref().is_none_or(|c| c.len() == pl)
                 && self.closed.is_some() == self.obj.closed_form().is_some()
-                && self.history.len() == self.obj.points(),
+                && self.history.len() == self.obj.points()
+                && self.pending <= self.obj.points(),
             "refit buffer lengths",
         )?;
         ensure(
