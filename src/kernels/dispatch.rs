@@ -69,6 +69,11 @@ dispatch!(neg_hessian_rows, neg_hessian_rows_avx2,
     (theta_t: &[F], bias: &[F], xs: &[F], cs: &[F], k: usize, h: &mut [F], z: &mut [F]) -> bool);
 dispatch!(neg_hess_vec_pass, neg_hess_vec_pass_avx2,
     (v_t: &[F], xs: &[F], cs: &[F], probs: &[F], out_t: &mut [F], u: &mut [F]) -> ());
+dispatch!(soft_sweep, soft_sweep_avx2,
+    (next: &[u32], r: &[F], v: &[F], gamma: F, tau: F, nf: usize, x: &mut [F], v_new: &mut [F],
+     w: &mut [F]) -> ());
+dispatch!(soft_sweep_back, soft_sweep_back_avx2,
+    (sources: &[u32], g_v: &[F], w: &[F], gamma: F, gw: &mut [F], g_r: &mut [F], g_prev: &mut [F]) -> ());
 dispatch!(ridge_means, ridge_means_avx2, (theta: &[F], x: &[F], out: &mut [F]) -> ());
 dispatch!(ridge_widths, ridge_widths_avx2,
     (packed: &[F], x: &[F], xx: &mut [F], z: &mut [F], out: &mut [F]) -> ());

@@ -775,3 +775,163 @@ pub(crate) fn ridge_update<F: Real>(
     theta.copy_from_slice(th_new);
     true
 }
+
+/// One sweep of soft value iteration over the nf free cells of a grid
+/// (docs/ARCHITECTURE.md, "The planner"). With L(c) = (R(c) + γ V(c))/τ
+/// (`r`, `v` and the scratch `x` padded to a power of two, which the
+/// indices are masked by) and the four moves of cell c leading to
+/// `next[m·n4 + c]`, Q(c, m)/τ = L(next), so
+///
+/// V_new(c) = τ ln Σ_m exp(L(next(c, m))),
+/// w[m·n4 + c] = exp(L(next(c, m))) / Σ_m exp(L(next(c, m))),
+///
+/// the softmax weights the reverse pass needs. The exponentials are taken
+/// once per cell, shifted by the sweep's largest L: X(c) = exp(L(c) − M),
+/// then V_new(c) = τ (M + ln Σ_m X(next)). A cell whose sum falls below
+/// √(smallest normal) — where the shift could have flushed a term that
+/// matters — is done again with its own largest neighbour as the shift.
+/// The loops run over n4 = `v_new.len()` cells, nf rounded up to a
+/// multiple of 4 (the padding cells lead to cell 0 and are ignored), so
+/// that they are whole vectors of cells with the crate's branch-free `exp`
+/// and `ln`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn soft_sweep<F: Real>(
+    next: &[u32],
+    r: &[F],
+    v: &[F],
+    gamma: F,
+    tau: F,
+    nf: usize,
+    x: &mut [F],
+    v_new: &mut [F],
+    w: &mut [F],
+) {
+    let n4 = v_new.len() & !(LANES - 1);
+    if nf == 0
+        || nf > n4
+        || x.len() < n4
+        || r.len() < n4
+        || v.len() < n4
+        || next.len() < 4 * n4
+        || w.len() < 4 * n4
+    {
+        return;
+    }
+    let inv_tau = F::one() / tau;
+    let l = &mut x[..n4];
+    for ((o, &rc), &vc) in l.iter_mut().zip(&r[..n4]).zip(&v[..n4]) {
+        *o = gamma.mul_add(vc, rc) * inv_tau;
+    }
+    let top = max(&l[..nf]);
+    l[nf..].fill(top);
+    for o in l.iter_mut() {
+        *o = (*o - top).exp_fast();
+    }
+    let x = &*x;
+    let mask = x.len() - 1;
+    let (n0, rest) = next.split_at(n4);
+    let (n1, rest) = rest.split_at(n4);
+    let (n2, n3) = rest.split_at(n4);
+    let n3 = &n3[..n4];
+    let (w0, rest) = w.split_at_mut(n4);
+    let (w1, rest) = rest.split_at_mut(n4);
+    let (w2, w3) = rest.split_at_mut(n4);
+    let (w3, v_new) = (&mut w3[..n4], &mut v_new[..n4]);
+    let small = F::min_positive_value().sqrt();
+    let mut redo = false;
+    for c in 0..n4 {
+        let e0 = x[n0[c] as usize & mask];
+        let e1 = x[n1[c] as usize & mask];
+        let e2 = x[n2[c] as usize & mask];
+        let e3 = x[n3[c] as usize & mask];
+        let s = (e0 + e1) + (e2 + e3);
+        // A NaN sum is redone too (and stays NaN there).
+        redo |= s < small || s.is_nan();
+        let inv = F::one() / s;
+        v_new[c] = tau * (top + s.ln_fast());
+        w0[c] = e0 * inv;
+        w1[c] = e1 * inv;
+        w2[c] = e2 * inv;
+        w3[c] = e3 * inv;
+    }
+    if redo {
+        // Recomputed from R and V: `x` holds the shifted exponentials.
+        let q = |c: u32| gamma.mul_add(v[c as usize & mask], r[c as usize & mask]) * inv_tau;
+        for c in 0..nf {
+            let (n0, n1, n2, n3) = (n0[c], n1[c], n2[c], n3[c]);
+            let s = (x[n0 as usize & mask] + x[n1 as usize & mask])
+                + (x[n2 as usize & mask] + x[n3 as usize & mask]);
+            if s >= small {
+                continue;
+            }
+            let (q0, q1, q2, q3) = (q(n0), q(n1), q(n2), q(n3));
+            let m01 = if q1 > q0 { q1 } else { q0 };
+            let m23 = if q3 > q2 { q3 } else { q2 };
+            let mx = if m23 > m01 { m23 } else { m01 };
+            let e = [
+                (q0 - mx).exp_fast(),
+                (q1 - mx).exp_fast(),
+                (q2 - mx).exp_fast(),
+                (q3 - mx).exp_fast(),
+            ];
+            let s = (e[0] + e[1]) + (e[2] + e[3]);
+            let inv = F::one() / s;
+            v_new[c] = tau * (mx + s.ln_fast());
+            w0[c] = e[0] * inv;
+            w1[c] = e[1] * inv;
+            w2[c] = e[2] * inv;
+            w3[c] = e[3] * inv;
+        }
+    }
+}
+
+/// The reverse of [`soft_sweep`]: with the gradient g_V of the sweep's
+/// output values, `gw[m·n4 + c] = g_V(c) w[m·n4 + c]` (padded to a power
+/// of two), and each free cell t the target of exactly four (cell, move)
+/// pairs, listed in `sources[j·n4 + t]` as indices into gw:
+/// acc(t) = Σ_j gw[sources], `g_r[t] += acc`, `g_prev[t] = γ acc` — the
+/// gradients of the reward map and of the previous sweep's values, as
+/// gathers (no two cells write the same entry). The loops run over the
+/// n4 = `g_r.len()` cells of the padded layout; the padding cells'
+/// entries are ignored by the caller and read by no real cell.
+#[inline(always)]
+pub(crate) fn soft_sweep_back<F: Real>(
+    sources: &[u32],
+    g_v: &[F],
+    w: &[F],
+    gamma: F,
+    gw: &mut [F],
+    g_r: &mut [F],
+    g_prev: &mut [F],
+) {
+    let n4 = g_r.len() & !(LANES - 1);
+    if gw.len() < 4 * n4
+        || sources.len() < 4 * n4
+        || w.len() < 4 * n4
+        || g_v.len() < n4
+        || g_prev.len() < n4
+    {
+        return;
+    }
+    for (gm, wm) in gw[..4 * n4]
+        .chunks_exact_mut(n4)
+        .zip(w[..4 * n4].chunks_exact(n4))
+    {
+        for ((o, &wc), &gv) in gm.iter_mut().zip(wm).zip(&g_v[..n4]) {
+            *o = gv * wc;
+        }
+    }
+    let gw = &*gw;
+    let mask = gw.len() - 1;
+    let (s0, rest) = sources.split_at(n4);
+    let (s1, rest) = rest.split_at(n4);
+    let (s2, s3) = rest.split_at(n4);
+    let (s3, g_r, g_prev) = (&s3[..n4], &mut g_r[..n4], &mut g_prev[..n4]);
+    for t in 0..n4 {
+        let acc = (gw[s0[t] as usize & mask] + gw[s1[t] as usize & mask])
+            + (gw[s2[t] as usize & mask] + gw[s3[t] as usize & mask]);
+        g_r[t] += acc;
+        g_prev[t] = gamma * acc;
+    }
+}

@@ -79,18 +79,83 @@ pub struct Planner<F> {
     /// of a `learn` on the same context and θ (act, then learn).
     #[cfg_attr(feature = "serde", serde(skip))]
     last: Memo<F>,
+    /// The layouts of the grids seen, by their walls and agent cell,
+    /// shared with the planner's clones (the objectives' per-block copies);
+    /// not saved.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    layouts: std::sync::Arc<LayoutCache>,
+}
+
+/// Layouts by (wall bits, agent cell): a refit pass over stored grids
+/// builds each grid's layout once. Emptied when it holds
+/// [`LayoutCache::CAPACITY`] layouts, so a long run over fresh grids
+/// keeps at most that many.
+#[derive(Default)]
+struct LayoutCache(std::sync::RwLock<LayoutMap>);
+
+/// Layouts by (wall bits, agent cell).
+type LayoutMap = std::collections::HashMap<(Vec<u64>, usize), std::sync::Arc<Layout>>;
+
+impl LayoutCache {
+    const CAPACITY: usize = 1 << 14;
+
+    /// The layout of `obs` on an n×n grid, built and kept if it is new.
+    fn get(&self, n: usize, obs: &Observation) -> std::sync::Arc<Layout> {
+        let mut bits = vec![0u64; obs.walls.len().div_ceil(64)];
+        for (i, &w) in obs.walls.iter().enumerate() {
+            bits[i / 64] |= u64::from(w) << (i % 64);
+        }
+        let key = (bits, obs.agent);
+        if let Ok(map) = self.0.read() {
+            if let Some(l) = map.get(&key) {
+                return std::sync::Arc::clone(l);
+            }
+        }
+        let layout = std::sync::Arc::new(Layout::new(n, &obs.walls, obs.agent));
+        if let Ok(mut map) = self.0.write() {
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(key, std::sync::Arc::clone(&layout));
+        }
+        layout
+    }
+}
+
+impl PartialEq for LayoutCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for LayoutCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LayoutCache")
+    }
 }
 
 /// The last forward pass with its context and θ. A clone starts empty, and
-/// two memos compare equal: it changes no result, only saves a forward.
-struct Memo<F>(std::sync::Mutex<Option<Remembered<F>>>);
+/// two memos compare equal: it changes no result, only saves a forward
+/// (and its buffers, which the next forward reuses).
+struct Memo<F>(std::sync::Mutex<Remembered<F>>);
 
-/// A forward pass with the context and θ it was made at.
-type Remembered<F> = (Vec<F>, Vec<F>, Forward<F>);
+/// A forward pass with the context and θ it was made at (`valid` when
+/// `x` and `theta` are those of `forward`).
+struct Remembered<F> {
+    x: Vec<F>,
+    theta: Vec<F>,
+    valid: bool,
+    forward: Option<Forward<F>>,
+}
 
 impl<F> Default for Memo<F> {
     fn default() -> Self {
-        Self(std::sync::Mutex::new(None))
+        Self(std::sync::Mutex::new(Remembered {
+            x: Vec::new(),
+            theta: Vec::new(),
+            valid: false,
+            forward: None,
+        }))
     }
 }
 
@@ -121,34 +186,148 @@ fn same_bits<F: Real>(a: &[F], b: &[F]) -> bool {
 }
 
 impl<F: Real> Memo<F> {
+    /// Keeps `fw`, made at `x` and `theta` (copied into the kept buffers).
     fn store(&self, x: &[F], theta: &[F], fw: Forward<F>) {
         if let Ok(mut slot) = self.0.lock() {
-            *slot = Some((x.to_vec(), theta.to_vec(), fw));
+            slot.x.clear();
+            slot.x.extend_from_slice(x);
+            slot.theta.clear();
+            slot.theta.extend_from_slice(theta);
+            slot.valid = true;
+            slot.forward = Some(fw);
         }
     }
 
     /// The stored forward pass if it was made at `x` and `theta`.
     fn take(&self, x: &[F], theta: &[F]) -> Option<Forward<F>> {
         let mut slot = self.0.lock().ok()?;
-        match slot.take() {
-            Some((sx, st, fw)) if same_bits(&sx, x) && same_bits(&st, theta) => Some(fw),
-            _ => None,
+        if slot.valid && same_bits(&slot.x, x) && same_bits(&slot.theta, theta) {
+            slot.valid = false;
+            slot.forward.take()
+        } else {
+            None
+        }
+    }
+
+    /// The stored forward pass whatever it was made at, for its buffers.
+    fn take_any(&self) -> Option<Forward<F>> {
+        let mut slot = self.0.lock().ok()?;
+        slot.valid = false;
+        slot.forward.take()
+    }
+}
+
+/// What a forward pass leaves for the reverse pass, and the buffers both
+/// work in (reused by the next pass of the same planner).
+struct Forward<F> {
+    layout: std::sync::Arc<Layout>,
+    /// Softmax weights of every sweep i = 1..k, per move and free cell
+    /// (k × 4 × n4, move-major within a sweep).
+    weights: Vec<F>,
+    /// V_k per free cell (padded).
+    values: Vec<F>,
+    /// R per free cell (padded).
+    reward: Vec<F>,
+    /// Scratch of the sweeps and of the reverse pass.
+    scratch: Vec<F>,
+    back: Vec<F>,
+    /// Q_{k+1}(agent, m) and the reflex features f_j(m).
+    q: [F; 4],
+    f: [[F; NU]; 4],
+}
+
+impl<F: Real> Forward<F> {
+    /// The buffers of `spare` (or new ones) for a pass over `layout`.
+    fn reuse(spare: Option<Self>, layout: std::sync::Arc<Layout>) -> Self {
+        match spare {
+            Some(fw) => Self { layout, ..fw },
+            None => Self {
+                layout,
+                weights: Vec::new(),
+                values: Vec::new(),
+                reward: Vec::new(),
+                scratch: Vec::new(),
+                back: Vec::new(),
+                q: [F::zero(); 4],
+                f: [[F::zero(); NU]; 4],
+            },
         }
     }
 }
 
-/// What a forward pass leaves for the reverse pass.
-struct Forward<F> {
-    obs: Observation,
-    /// The cell each move leads to, per cell (4 per cell).
-    next: Vec<usize>,
-    /// Softmax weights of every sweep i = 1..k, per cell and move.
-    weights: Vec<F>,
-    /// V_k per cell.
-    values: Vec<F>,
-    /// Q_{k+1}(agent, m) and the reflex features f_j(m).
-    q: [F; 4],
-    f: [[F; NU]; 4],
+/// `v` resized to `n` and filled with zeros.
+fn zeroed<F: Real>(v: &mut Vec<F>, n: usize) {
+    v.clear();
+    v.resize(n, F::zero());
+}
+
+/// A grid's structure for the sweeps: its free cells (the only ones a
+/// move enters), where each move leads, and the four (cell, move) pairs
+/// that lead to each free cell — exactly four: a free cell with j free
+/// neighbours is entered from each of them and by its own 4 − j blocked
+/// moves.
+struct Layout {
+    /// The grid cell of each free cell.
+    cells: Vec<u32>,
+    /// The number of free cells rounded up to a multiple of 4: the tables
+    /// are padded to whole vectors (padding entries 0).
+    n4: usize,
+    /// `next[m·n4 + f]`: the free cell move m from free cell f leads to.
+    next: Vec<u32>,
+    /// `sources[j·n4 + t]`: the j-th pair (f, m) leading to t, as m·n4 + f.
+    sources: Vec<u32>,
+    /// The agent's free cell.
+    agent: usize,
+}
+
+impl Layout {
+    /// The layout of an n×n grid with `walls` and the agent's cell.
+    fn new(n: usize, walls: &[bool], agent: usize) -> Self {
+        let mut index = vec![u32::MAX; n * n];
+        let mut cells = Vec::with_capacity(n * n);
+        for (c, &wall) in walls.iter().enumerate() {
+            if !wall {
+                index[c] = cells.len() as u32;
+                cells.push(c as u32);
+            }
+        }
+        let nf = cells.len();
+        let n4 = nf.next_multiple_of(4);
+        let mut next = vec![0u32; 4 * n4];
+        for m in 0..4 {
+            for (f, &c) in cells.iter().enumerate() {
+                next[m * n4 + f] = index[step(n, walls, c as usize, m)];
+            }
+        }
+        let mut sources = vec![0u32; 4 * n4];
+        let mut count = vec![0usize; nf];
+        for f in 0..nf {
+            for m in 0..4 {
+                let t = next[m * n4 + f] as usize;
+                if count[t] < 4 {
+                    sources[count[t] * n4 + t] = (m * n4 + f) as u32;
+                    count[t] += 1;
+                }
+            }
+        }
+        Self {
+            agent: index.get(agent).map_or(0, |&i| i as usize),
+            cells,
+            n4,
+            next,
+            sources,
+        }
+    }
+
+    fn free(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// The length of the padded per-cell buffers: a power of two ≥ n4,
+    /// which the kernels mask their indices by.
+    fn padded(&self) -> usize {
+        self.n4.next_power_of_two()
+    }
 }
 
 impl<F: Real> Planner<F> {
@@ -204,6 +383,7 @@ impl<F: Real> Planner<F> {
             gamma: discount,
             theta,
             last: Memo::default(),
+            layouts: std::sync::Arc::default(),
         })
     }
 
@@ -237,39 +417,58 @@ impl<F: Real> Planner<F> {
     /// # Errors
     /// As [`Policy::logits_into`].
     pub fn values(&self, x: &[F]) -> Result<Vec<F>> {
-        Ok(self.forward(x)?.values)
+        let fw = self.forward(x)?;
+        let mut out = vec![F::zero(); self.n * self.n];
+        for (&c, &v) in fw.layout.cells.iter().zip(&fw.values) {
+            out[c as usize] = v;
+        }
+        Ok(out)
     }
 
     fn forward(&self, x: &[F]) -> Result<Forward<F>> {
+        self.forward_in(x, None)
+    }
+
+    /// The forward pass at `x`, in the buffers of `spare` if given.
+    fn forward_in(&self, x: &[F], spare: Option<Forward<F>>) -> Result<Forward<F>> {
         check_context(x, 4 * self.n * self.n)?;
         let obs = Observation::parse(self.n, x)?;
         let cells = self.n * self.n;
-        let mut reward = vec![F::zero(); cells];
+        let mut fw = Forward::reuse(spare, self.layouts.get(self.n, &obs));
+        let layout = &*fw.layout;
+        let (nf, n4, pad) = (layout.free(), layout.n4, layout.padded());
+        // The reward map on the free cells (no move enters a wall).
+        let reward = &mut fw.reward;
+        zeroed(reward, pad);
         for (ch, &w) in self.theta[..NW].iter().enumerate() {
             if w == F::zero() {
                 continue;
             }
-            for (r, &v) in reward.iter_mut().zip(&x[ch * cells..(ch + 1) * cells]) {
-                *r += w * v;
+            let plane = &x[ch * cells..(ch + 1) * cells];
+            for (r, &c) in reward.iter_mut().zip(&layout.cells) {
+                *r += w * plane[c as usize];
             }
         }
-        let mut next = vec![0; 4 * cells];
-        for c in 0..cells {
-            for m in 0..4 {
-                next[4 * c + m] = step(self.n, &obs.walls, c, m);
-            }
+        // k sweeps of soft value iteration, V_0 = 0.
+        zeroed(&mut fw.values, pad);
+        zeroed(&mut fw.scratch, 2 * pad);
+        fw.weights.resize(self.sweeps * 4 * n4, F::zero());
+        let (v_new, xs) = fw.scratch.split_at_mut(pad);
+        for wi in fw.weights.chunks_exact_mut(4 * n4.max(1)).take(self.sweeps) {
+            crate::kernels::soft_sweep(
+                &layout.next,
+                &fw.reward,
+                &fw.values,
+                self.gamma,
+                self.tau,
+                nf,
+                xs,
+                &mut v_new[..n4],
+                wi,
+            );
+            fw.values[..n4].copy_from_slice(&v_new[..n4]);
         }
-        let (values, weights) = soft_sweeps(
-            &next,
-            &obs.walls,
-            &reward,
-            self.sweeps,
-            self.tau,
-            self.gamma,
-        );
         let a = obs.agent;
-        let mut q = [F::zero(); 4];
-        let mut f = [[F::zero(); NU]; 4];
         let toward = |target: Option<usize>, to: usize| -> F {
             match target {
                 None => F::zero(),
@@ -286,22 +485,16 @@ impl<F: Real> Planner<F> {
             }
         };
         for m in 0..4 {
-            let to = next[4 * a + m];
-            q[m] = reward[to] + self.gamma * values[to];
-            f[m] = [
+            let to_f = layout.next[m * n4 + layout.agent] as usize;
+            let to = layout.cells[to_f] as usize;
+            fw.q[m] = fw.reward[to_f] + self.gamma * fw.values[to_f];
+            fw.f[m] = [
                 if to == a { F::one() } else { F::zero() },
                 toward(Some(obs.goal), to),
                 toward(obs.cue, to),
             ];
         }
-        Ok(Forward {
-            obs,
-            next,
-            weights,
-            values,
-            q,
-            f,
-        })
+        Ok(fw)
     }
 }
 
@@ -313,56 +506,35 @@ pub fn alignment<F: Real>(theta: &[F]) -> Option<F> {
     (s > F::zero()).then(|| g / s)
 }
 
-/// k sweeps of soft value iteration: V_0 = 0, Q_i(c, m) = R(c′) + γ V_{i−1}(c′),
-/// V_i(c) = τ log Σ_m exp(Q_i(c, m)/τ), with c′ = `next[4c + m]`. Returns
-/// V_k and the softmax weights of every sweep (k × cells × 4).
-fn soft_sweeps<F: Real>(
-    next: &[usize],
-    walls: &[bool],
+/// k sweeps of soft value iteration over the free cells of `layout`:
+/// V_0 = 0, Q_i(c, m) = R(c′) + γ V_{i−1}(c′), V_i(c) = τ log Σ_m
+/// exp(Q_i(c, m)/τ), with c′ where move m leads. `reward` is R on the free
+/// cells, padded to a power of two. Returns V_k (padded) and the softmax
+/// weights of every sweep (k × 4 × nf).
+fn sweeps<F: Real>(
+    layout: &Layout,
     reward: &[F],
     sweeps: usize,
     tau: F,
     gamma: F,
 ) -> (Vec<F>, Vec<F>) {
-    let cells = reward.len();
-    let mut v = vec![F::zero(); cells];
-    let mut v_new = vec![F::zero(); cells];
-    let mut weights = vec![F::zero(); sweeps * cells * 4];
-    let inv = F::one() / tau;
-    for i in 0..sweeps {
-        let wi = &mut weights[i * cells * 4..(i + 1) * cells * 4];
-        for c in 0..cells {
-            // No move enters a wall, so a wall's value is never used.
-            if walls[c] {
-                continue;
-            }
-            let mut q = [F::zero(); 4];
-            for m in 0..4 {
-                let to = next[4 * c + m];
-                q[m] = reward[to] + gamma * v[to];
-            }
-            let mut best = 0;
-            for m in 1..4 {
-                if q[m] > q[best] {
-                    best = m;
-                }
-            }
-            let top = q[best];
-            let mut sum = F::zero();
-            for m in 0..4 {
-                let e = if m == best {
-                    F::one()
-                } else {
-                    ((q[m] - top) * inv).exp()
-                };
-                wi[4 * c + m] = e;
-                sum += e;
-            }
-            for m in 0..4 {
-                wi[4 * c + m] /= sum;
-            }
-            v_new[c] = top + tau * sum.ln();
-        }
+    let (nf, n4, pad) = (layout.free(), layout.n4, layout.padded());
+    let mut v = vec![F::zero(); pad];
+    let mut v_new = vec![F::zero(); pad];
+    let mut x = vec![F::zero(); pad];
+    let mut weights = vec![F::zero(); sweeps * 4 * n4];
+    for wi in weights.chunks_exact_mut(4 * n4.max(1)).take(sweeps) {
+        crate::kernels::soft_sweep(
+            &layout.next,
+            reward,
+            &v,
+            gamma,
+            tau,
+            nf,
+            &mut x,
+            &mut v_new[..n4],
+            wi,
+        );
         std::mem::swap(&mut v, &mut v_new);
     }
     (v, weights)
@@ -386,13 +558,17 @@ pub fn soft_value_iteration<F: Real>(
     Planner::new(n.max(2), sweeps, temperature, discount)?;
     check_len("walls", walls.len(), n * n)?;
     check_len("reward", reward.len(), n * n)?;
-    let mut next = vec![0; 4 * n * n];
-    for c in 0..n * n {
-        for m in 0..4 {
-            next[4 * c + m] = step(n, walls, c, m);
-        }
+    let layout = Layout::new(n, walls, 0);
+    let mut r = vec![F::zero(); layout.padded()];
+    for (rf, &c) in r.iter_mut().zip(&layout.cells) {
+        *rf = reward[c as usize];
     }
-    Ok(soft_sweeps(&next, walls, reward, sweeps, temperature, discount).0)
+    let (v, _) = self::sweeps(&layout, &r, sweeps, temperature, discount);
+    let mut out = vec![F::zero(); n * n];
+    for (&c, &vf) in layout.cells.iter().zip(&v) {
+        out[c as usize] = vf;
+    }
+    Ok(out)
 }
 
 impl<F: Real> Policy<F> for Planner<F> {
@@ -423,7 +599,7 @@ impl<F: Real> Policy<F> for Planner<F> {
 
     fn logits_into(&self, x: &[F], out: &mut [F]) -> Result<()> {
         check_len("out", out.len(), 4)?;
-        let fw = self.forward(x)?;
+        let fw = self.forward_in(x, self.last.take_any())?;
         out.copy_from_slice(&self.logits_of(&fw)?);
         self.last.store(x, &self.theta, fw);
         Ok(())
@@ -438,11 +614,13 @@ impl<F: Real> Policy<F> for Planner<F> {
             });
         }
         check_len("grad", grad.len(), self.theta.len())?;
-        let fw = match self.last.take(x, &self.theta) {
+        let mut fw = match self.last.take(x, &self.theta) {
             Some(fw) => fw,
-            None => self.forward(x)?,
+            None => self.forward_in(x, self.last.take_any())?,
         };
-        self.backward(&fw, x, c, grad);
+        self.backward(&mut fw, x, c, grad);
+        // Still the forward pass at x and θ: kept for another product.
+        self.last.store(x, &self.theta, fw);
         Ok(())
     }
 
@@ -458,9 +636,10 @@ impl<F: Real> Policy<F> for Planner<F> {
     ) -> Result<F> {
         check_len("grad", grad.len(), self.theta.len())?;
         let mut value = F::zero();
+        let mut spare = None;
         for i in 0..rows.len() {
             let Some((x, w, c)) = rows.get(i) else { break };
-            let fw = self.forward(x)?;
+            let mut fw = self.forward_in(x, spare.take())?;
             let mut z = self.logits_of(&fw)?;
             let wz: F = w.iter().zip(z.iter()).map(|(a, b)| *a * *b).sum();
             let norm = softmax_in_place(&mut z).ok_or(Error::NonFiniteLogits)?;
@@ -469,7 +648,8 @@ impl<F: Real> Policy<F> for Planner<F> {
             for ((ra, &wa), &pa) in r.iter_mut().zip(w).zip(z.iter()) {
                 *ra = wa - c * pa;
             }
-            self.backward(&fw, x, &r, grad);
+            self.backward(&mut fw, x, &r, grad);
+            spare = Some(fw);
             if let Some(dst) = probs
                 .as_deref_mut()
                 .and_then(|p| p.get_mut(i * rows.stride..i * rows.stride + 4))
@@ -511,12 +691,16 @@ impl<F: Real> Planner<F> {
     }
 
     /// grad += ∇θ Σ_m c_m z_m, by the reverse pass through the sweeps of `fw`.
-    fn backward(&self, fw: &Forward<F>, x: &[F], c: &[F], grad: &mut [F]) {
+    fn backward(&self, fw: &mut Forward<F>, x: &[F], c: &[F], grad: &mut [F]) {
         let cells = self.n * self.n;
         let beta = self.theta[BETA];
-        let a = fw.obs.agent;
-        let mut g_reward = vec![F::zero(); cells];
-        let mut g_v = vec![F::zero(); cells];
+        let lay = &*fw.layout;
+        let (n4, pad) = (lay.n4, lay.padded());
+        let wide = (4 * n4).next_power_of_two();
+        zeroed(&mut fw.back, n4 + 2 * pad + wide);
+        let (g_reward, rest) = fw.back.split_at_mut(n4);
+        let (mut g_v, rest) = rest.split_at_mut(pad);
+        let (mut g_prev, gw) = rest.split_at_mut(pad);
         let mut g_beta = F::zero();
         let mut g_u = [F::zero(); NU];
         for m in 0..4 {
@@ -524,34 +708,34 @@ impl<F: Real> Planner<F> {
             for j in 0..NU {
                 g_u[j] += c[m] * fw.f[m][j];
             }
-            let to = fw.next[4 * a + m];
+            let to = lay.next[m * n4 + lay.agent] as usize;
             g_reward[to] += beta * c[m];
             g_v[to] += self.gamma * beta * c[m];
         }
         // Back through the sweeps: ∂V_i(c)/∂Q_i(c, m) = softmax weight.
-        let mut g_prev = vec![F::zero(); cells];
-        for i in (0..self.sweeps).rev() {
-            let wi = &fw.weights[i * cells * 4..(i + 1) * cells * 4];
-            g_prev.iter_mut().for_each(|v| *v = F::zero());
-            for cell in 0..cells {
-                let gv = g_v[cell];
-                if gv == F::zero() {
-                    continue;
-                }
-                for m in 0..4 {
-                    let g = gv * wi[4 * cell + m];
-                    let to = fw.next[4 * cell + m];
-                    g_reward[to] += g;
-                    g_prev[to] += self.gamma * g;
-                }
-            }
+        for wi in fw
+            .weights
+            .chunks_exact(4 * n4.max(1))
+            .take(self.sweeps)
+            .rev()
+        {
+            crate::kernels::soft_sweep_back(
+                &lay.sources,
+                g_v,
+                wi,
+                self.gamma,
+                gw,
+                g_reward,
+                g_prev,
+            );
             std::mem::swap(&mut g_v, &mut g_prev);
         }
         for ch in 0..NW {
+            let plane = &x[ch * cells..(ch + 1) * cells];
             grad[ch] += g_reward
                 .iter()
-                .zip(&x[ch * cells..(ch + 1) * cells])
-                .map(|(g, v)| *g * *v)
+                .zip(&lay.cells)
+                .map(|(g, &c)| *g * plane[c as usize])
                 .sum::<F>();
         }
         grad[BETA] += g_beta;
