@@ -79,22 +79,23 @@ pub struct Planner<F> {
     /// of a `learn` on the same context and θ (act, then learn).
     #[cfg_attr(feature = "serde", serde(skip))]
     last: Memo<F>,
-    /// The layouts of the grids seen, by their walls and agent cell,
+    /// The layouts of the grids seen, by their walls,
     /// shared with the planner's clones (the objectives' per-block copies);
     /// not saved.
     #[cfg_attr(feature = "serde", serde(skip))]
     layouts: std::sync::Arc<LayoutCache>,
 }
 
-/// Layouts by (wall bits, agent cell): a refit pass over stored grids
-/// builds each grid's layout once. Emptied when it holds
+/// Layouts by their wall bits: a refit pass over stored grids, or the
+/// rollouts that move the agent over one grid, build each grid's layout
+/// once. Emptied when it holds
 /// [`LayoutCache::CAPACITY`] layouts, so a long run over fresh grids
 /// keeps at most that many.
 #[derive(Default)]
 struct LayoutCache(std::sync::RwLock<LayoutMap>);
 
-/// Layouts by (wall bits, agent cell).
-type LayoutMap = std::collections::HashMap<(Vec<u64>, usize), std::sync::Arc<Layout>>;
+/// Layouts by wall bits.
+type LayoutMap = std::collections::HashMap<Vec<u64>, std::sync::Arc<Layout>>;
 
 impl LayoutCache {
     const CAPACITY: usize = 1 << 14;
@@ -105,13 +106,13 @@ impl LayoutCache {
         for (i, &w) in obs.walls.iter().enumerate() {
             bits[i / 64] |= u64::from(w) << (i % 64);
         }
-        let key = (bits, obs.agent);
+        let key = bits;
         if let Ok(map) = self.0.read() {
             if let Some(l) = map.get(&key) {
                 return std::sync::Arc::clone(l);
             }
         }
-        let layout = std::sync::Arc::new(Layout::new(n, &obs.walls, obs.agent));
+        let layout = std::sync::Arc::new(Layout::new(n, &obs.walls));
         if let Ok(mut map) = self.0.write() {
             if map.len() >= Self::CAPACITY {
                 map.clear();
@@ -221,6 +222,8 @@ impl<F: Real> Memo<F> {
 /// work in (reused by the next pass of the same planner).
 struct Forward<F> {
     layout: std::sync::Arc<Layout>,
+    /// The agent's free cell.
+    agent: usize,
     /// Softmax weights of every sweep i = 1..k, per move and free cell
     /// (k × 4 × n4, move-major within a sweep).
     weights: Vec<F>,
@@ -243,6 +246,7 @@ impl<F: Real> Forward<F> {
             Some(fw) => Self { layout, ..fw },
             None => Self {
                 layout,
+                agent: 0,
                 weights: Vec::new(),
                 values: Vec::new(),
                 reward: Vec::new(),
@@ -276,13 +280,13 @@ struct Layout {
     next: Vec<u32>,
     /// `sources[j·n4 + t]`: the j-th pair (f, m) leading to t, as m·n4 + f.
     sources: Vec<u32>,
-    /// The agent's free cell.
-    agent: usize,
+    /// The free cell of each grid cell (`u32::MAX` for a wall).
+    index: Vec<u32>,
 }
 
 impl Layout {
-    /// The layout of an n×n grid with `walls` and the agent's cell.
-    fn new(n: usize, walls: &[bool], agent: usize) -> Self {
+    /// The layout of an n×n grid with `walls`.
+    fn new(n: usize, walls: &[bool]) -> Self {
         let mut index = vec![u32::MAX; n * n];
         let mut cells = Vec::with_capacity(n * n);
         for (c, &wall) in walls.iter().enumerate() {
@@ -311,11 +315,11 @@ impl Layout {
             }
         }
         Self {
-            agent: index.get(agent).map_or(0, |&i| i as usize),
             cells,
             n4,
             next,
             sources,
+            index,
         }
     }
 
@@ -435,6 +439,8 @@ impl<F: Real> Planner<F> {
         let obs = Observation::parse(self.n, x)?;
         let cells = self.n * self.n;
         let mut fw = Forward::reuse(spare, self.layouts.get(self.n, &obs));
+        // Parsing checked that the agent's cell is free.
+        fw.agent = fw.layout.index[obs.agent] as usize;
         let layout = &*fw.layout;
         let (nf, n4, pad) = (layout.free(), layout.n4, layout.padded());
         // The reward map on the free cells (no move enters a wall).
@@ -485,7 +491,7 @@ impl<F: Real> Planner<F> {
             }
         };
         for m in 0..4 {
-            let to_f = layout.next[m * n4 + layout.agent] as usize;
+            let to_f = layout.next[m * n4 + fw.agent] as usize;
             let to = layout.cells[to_f] as usize;
             fw.q[m] = fw.reward[to_f] + self.gamma * fw.values[to_f];
             fw.f[m] = [
@@ -558,7 +564,7 @@ pub fn soft_value_iteration<F: Real>(
     Planner::new(n.max(2), sweeps, temperature, discount)?;
     check_len("walls", walls.len(), n * n)?;
     check_len("reward", reward.len(), n * n)?;
-    let layout = Layout::new(n, walls, 0);
+    let layout = Layout::new(n, walls);
     let mut r = vec![F::zero(); layout.padded()];
     for (rf, &c) in r.iter_mut().zip(&layout.cells) {
         *rf = reward[c as usize];
@@ -708,7 +714,7 @@ impl<F: Real> Planner<F> {
             for j in 0..NU {
                 g_u[j] += c[m] * fw.f[m][j];
             }
-            let to = lay.next[m * n4 + lay.agent] as usize;
+            let to = lay.next[m * n4 + fw.agent] as usize;
             g_reward[to] += beta * c[m];
             g_v[to] += self.gamma * beta * c[m];
         }
