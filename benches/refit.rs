@@ -14,8 +14,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use refit::env::{Bernoulli, Environment, LinearContextual};
-use refit::learner::{Learner, Refit, RefitConfig};
-use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
+use refit::history::History;
+use refit::learner::{Learner, Refit, RefitConfig, Schedule};
+use refit::objective::{Dataset, Estimator, ExpectedReturn, LogLikelihood, Objective, Weighting};
 use refit::policy::LinearSoftmax;
 
 const K: usize = 10;
@@ -99,6 +100,79 @@ fn warm_refit(c: &mut Criterion) {
     group.finish();
 }
 
+/// A refit learner on the summed IPS expected return that has played `n`
+/// steps of the linear contextual bandit.
+#[allow(clippy::type_complexity)]
+fn played_er(
+    n: usize,
+    seed: u64,
+) -> (
+    Refit<f64, LinearSoftmax<f64>, ExpectedReturn<f64, LinearSoftmax<f64>>>,
+    LinearContextual<f64>,
+    ChaCha8Rng,
+    ChaCha8Rng,
+) {
+    let mut env_rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut env = LinearContextual::random(K, D, 0.5, &mut env_rng).expect("env");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    let policy = LinearSoftmax::new(K, D).expect("policy");
+    let obj = ExpectedReturn::new(policy, History::new(D), 1.0, Estimator::Ips, None)
+        .expect("objective")
+        .summed();
+    let mut learner = Refit::with_objective(obj, Schedule::default()).expect("learner");
+    let mut x = vec![0.0; D];
+    for _ in 0..n {
+        env.next_context(&mut env_rng, &mut x).expect("context");
+        let d = learner.act(&x, &mut rng).expect("act");
+        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        learner.learn(&x, d.action, r, d.propensity).expect("learn");
+    }
+    learner.refit_now().expect("refit");
+    (learner, env, env_rng, rng)
+}
+
+/// The expected-return refit (not concave): 100 warm refits after one new
+/// point each, curvature certified, beside one value-and-gradient pass of
+/// the same objective at the same θ.
+fn warm_refit_expected_return(c: &mut Criterion) {
+    let mut group = c.benchmark_group("warm_refit_expected_return_K10_d8");
+    group.sample_size(20);
+    let n = 1_000usize;
+    let (learner, env, env_rng, rng) = played_er(n, 7);
+    group.bench_with_input(BenchmarkId::new("100_refits_from_n", n), &n, |b, _| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                let (mut l, mut env, mut env_rng, mut rng) =
+                    (learner.clone(), env.clone(), env_rng.clone(), rng.clone());
+                let mut x = vec![0.0; D];
+                let start = std::time::Instant::now();
+                for _ in 0..100 {
+                    env.next_context(&mut env_rng, &mut x).expect("context");
+                    let d = l.act(&x, &mut rng).expect("act");
+                    let r = env.reward(d.action, &mut env_rng).expect("reward");
+                    l.learn(&x, d.action, r, d.propensity).expect("learn");
+                }
+                total += start.elapsed();
+                black_box(l.refits());
+            }
+            total
+        })
+    });
+    let mut obj = learner.objective().clone();
+    let theta = learner.theta();
+    let mut grad = vec![0.0; K * D];
+    group.bench_with_input(BenchmarkId::new("one_gradient_pass", n), &n, |b, _| {
+        b.iter(|| {
+            black_box(
+                obj.value_grad(black_box(&theta), &mut grad)
+                    .expect("finite"),
+            )
+        })
+    });
+    group.finish();
+}
+
 fn contextual_run(c: &mut Criterion) {
     let mut group = c.benchmark_group("refit_run_contextual_K10_d8");
     group.sample_size(10);
@@ -138,5 +212,11 @@ fn tabular_run(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(refit_benches, warm_refit, contextual_run, tabular_run);
+criterion_group!(
+    refit_benches,
+    warm_refit,
+    warm_refit_expected_return,
+    contextual_run,
+    tabular_run
+);
 criterion_main!(refit_benches);

@@ -37,6 +37,26 @@ pub(crate) fn factor<F: Real>(a: &mut [F], n: usize) -> bool {
     true
 }
 
+/// Solves L y = b in place (forward substitution), with L from [`factor`].
+pub(crate) fn forward<F: Real>(l: &[F], n: usize, b: &mut [F]) {
+    for i in 0..n {
+        let row = &l[i * n..i * n + n];
+        let s = b[i] - dot(&row[..i], &b[..i]);
+        b[i] = s / row[i];
+    }
+}
+
+/// Solves Lᵀ x = y in place (back substitution), with L from [`factor`].
+pub(crate) fn backward<F: Real>(l: &[F], n: usize, b: &mut [F]) {
+    for i in (0..n).rev() {
+        let xi = b[i] / l[i * n + i];
+        b[i] = xi;
+        for j in 0..i {
+            b[j] -= l[i * n + j] * xi;
+        }
+    }
+}
+
 /// Solves L Lᵀ x = b in place, with L from [`factor`].
 #[inline(always)]
 pub(crate) fn solve<F: Real>(l: &[F], n: usize, b: &mut [F]) {

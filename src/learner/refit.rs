@@ -221,10 +221,18 @@ impl<F: Real> Default for RefitConfig<F> {
 /// [`crate::solve::Method::NewtonCg`]) the refit is Hessian-free. With
 /// λ = 0 on a tabular learner the optimum is the closed form
 /// π*(a) = R_a / Σ_b R_b. An objective that is not concave
-/// ([`crate::objective::Objective::concave`]: the expected return
-/// [`crate::objective::ExpectedReturn`], signed weights) is refit by
-/// [`crate::solve::trust_region`] from the previous optimum, whose report
-/// says whether it met negative curvature or stopped at a saddle.
+/// ([`crate::objective::Objective::concave`]: the expected returns
+/// [`crate::objective::ExpectedReturn`] and
+/// [`crate::objective::FullInformation`], signed weights) is refit, up to
+/// 256 parameters, by lagged Newton on a dense Hessian kept from refit to
+/// refit (damped where J is not concave at the start), each optimum's
+/// curvature certified — by a factorization of the Hessian where it was
+/// just formed, else by three steps of Lanczos on the exact Hessian
+/// products preconditioned by the kept one ([`Report::min_curvature`]) —
+/// and by [`crate::solve::trust_region`] from where it stands when that
+/// fails, above 256 parameters or with
+/// [`crate::solve::Method::TrustRegion`]; the report says whether it met
+/// negative curvature or stopped at a saddle.
 ///
 /// A refit that fails (logits that overflow; no convergence with
 /// `strict`) returns an error from [`Learner::act`] and loses nothing: the
@@ -498,14 +506,22 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
                 .extend_from_slice(&self.obj.model().params());
             let mut theta = std::mem::take(&mut self.theta_trial);
             theta.clone_from(&self.theta);
-            let result = if self.obj.concave()
-                && self.schedule.options.method != crate::solve::Method::TrustRegion
-            {
+            use crate::solve::Method;
+            let method = self.schedule.options.method;
+            let result = if self.obj.concave() && method != Method::TrustRegion {
                 self.warm
                     .solve(&mut self.obj, &mut theta, &self.schedule.options)
+            } else if matches!(method, Method::Auto | Method::Newton)
+                && self.obj.dim() <= crate::solve::DENSE_MAX_DIM
+            {
+                // Not concave, small: lagged Newton on a dense Hessian
+                // kept from refit to refit, curvature certified, the trust
+                // region where it is not a maximum.
+                self.warm
+                    .solve_nonconcave(&mut self.obj, &mut theta, &self.schedule.options)
             } else {
-                // Not concave: trust region from the previous optimum; the
-                // lagged Hessian of the warm solver does not apply.
+                // Not concave and large, or asked for: the trust region
+                // from the previous optimum.
                 self.warm.reset();
                 crate::solve::trust_region(&mut self.obj, &mut theta, &self.schedule.options)
             };

@@ -52,8 +52,11 @@ impl<F: Real> Estimator<F> {
 /// is only the REINFORCE surrogate.
 ///
 /// J is not concave ([`Objective::concave`] is false): it is solved by
-/// [`crate::solve::trust_region`], and [`crate::solve::multi_start`] counts
-/// its local maxima. λ > 0 is required (V̂ is bounded, so without a penalty
+/// [`crate::solve::trust_region`] (and by the warm lagged Newton of
+/// [`crate::learner::Refit`]), and [`crate::solve::multi_start`] counts
+/// its local maxima. For a policy with [`Policy::logits_linear`] and the
+/// IPS or self-normalized estimate, the dense −∇²J is formed in one pass
+/// ([`Objective::neg_hessian`]). λ > 0 is required (V̂ is bounded, so without a penalty
 /// its supremum lies at infinity). Gradients are exact; for a policy with
 /// [`Policy::logits_linear`] so are the Hessian-vector products (formulas
 /// in docs/ARCHITECTURE.md, "Objectives"); for other policies they are
@@ -110,6 +113,9 @@ pub struct ExpectedReturn<F, P> {
     /// What the last evaluation left for the Hessian products.
     #[cfg_attr(feature = "serde", serde(skip))]
     state: State<F>,
+    /// Where a push keeps the terms it adds, to put back on failure.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    saved: Vec<F>,
 }
 
 /// Per-row and aggregate values at the model's θ.
@@ -247,6 +253,7 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             groups: Groups::new(k),
             summed: false,
             state: State::default(),
+            saved: Vec::new(),
         })
     }
 
@@ -699,9 +706,94 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
         Ok(())
     }
 
+    /// The dense −∇²J in one pass, for a policy whose logits are linear in
+    /// θ and the IPS or self-normalized estimate (per row, or per context
+    /// group, the Hessian in the logits pulled back by
+    /// [`Policy::add_logits_hessian`]); `Ok(false)` otherwise.
     fn neg_hessian(&mut self, out: &mut [F]) -> Result<bool> {
-        check_len("out", out.len(), self.dim() * self.dim())?;
-        Ok(false)
+        let p = self.dim();
+        check_len("out", out.len(), p * p)?;
+        if !self.model.logits_linear() || matches!(self.estimator, Estimator::VariancePenalty(_)) {
+            return Ok(false);
+        }
+        if !self.state.valid {
+            self.estimate()?;
+        }
+        let k = self.model.num_actions();
+        let n = self.logs.len();
+        let nf = F::c(n as f64);
+        let sn = matches!(self.estimator, Estimator::SelfNormalized);
+        out.iter_mut().for_each(|v| *v = F::zero());
+        let (mut a, mut f, mut c) = (
+            vec![F::zero(); k],
+            vec![F::zero(); k],
+            vec![F::zero(); k * k],
+        );
+        // ∇B = Σ ∇w (the self-normalized estimate's denominator).
+        let mut grad_b = vec![F::zero(); p];
+        let st = &self.state;
+        let (value, sum_w) = (st.value, st.sum_w);
+        if n > 0 && (!sn || sum_w > F::zero()) {
+            if st.grouped {
+                for g in 0..self.groups.len() {
+                    let (x, sa, sb, _) = self.groups.get(g);
+                    let pi = &st.pi[g * k..(g + 1) * k];
+                    for i in 0..k {
+                        a[i] = if sn {
+                            (sa[i] - value * sb[i]) / sum_w
+                        } else {
+                            sa[i] / nf
+                        };
+                    }
+                    super::softmax_value_hessian(pi, &a, &mut f, &mut c);
+                    self.model.add_logits_hessian(x, &c, out)?;
+                    if sn {
+                        // ∂B/∂z through the softmax: π ⊙ (b − π·b).
+                        let mean: F = pi.iter().zip(sb).map(|(p, v)| *p * *v).sum();
+                        for ((fb, &pb), &bb) in f.iter_mut().zip(pi).zip(sb) {
+                            *fb = pb * (bb - mean);
+                        }
+                        self.model.add_logits_vjp(x, &f, &mut grad_b)?;
+                    }
+                }
+            } else {
+                for (i, it) in self.logs.iter().enumerate() {
+                    if st.clipped[i] || st.w[i] == F::zero() {
+                        continue;
+                    }
+                    let pi = &st.probs[i * k..(i + 1) * k];
+                    let coef = if sn {
+                        (it.reward - value) / sum_w
+                    } else {
+                        it.reward / nf
+                    };
+                    a.iter_mut().for_each(|v| *v = F::zero());
+                    a[it.action] = coef / it.propensity;
+                    super::softmax_value_hessian(pi, &a, &mut f, &mut c);
+                    self.model.add_logits_hessian(it.context, &c, out)?;
+                    if sn {
+                        let w = st.w[i];
+                        for (b, fb) in f.iter_mut().enumerate() {
+                            let e = if b == it.action { F::one() } else { F::zero() };
+                            *fb = w * (e - pi[b]);
+                        }
+                        self.model.add_logits_vjp(it.context, &f, &mut grad_b)?;
+                    }
+                }
+            }
+        }
+        let scale = self.factor();
+        let grad_v = &self.state.grad_v;
+        for (i, row) in out.chunks_exact_mut(p).enumerate() {
+            for (j, o) in row[..=i].iter_mut().enumerate() {
+                let mut h = *o;
+                if sn && sum_w > F::zero() {
+                    h -= (grad_v[i] * grad_b[j] + grad_b[i] * grad_v[j]) / sum_w;
+                }
+                *o = if i == j { self.lambda } else { F::zero() } - scale * h;
+            }
+        }
+        Ok(true)
     }
 
     fn gradient_scale(&self) -> F {
@@ -732,17 +824,20 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for ExpectedReturn<F, P> {
         self.logs.len()
     }
 
-    /// Appends the interaction to the logs. The objective is not concave,
-    /// so it is never solved by the lagged Newton: `terms` are left as they
-    /// are.
+    /// Appends the interaction to the logs. Where J is a sum over the
+    /// points ([`ExpectedReturn::summed`] IPS without clipping, for a
+    /// policy whose logits are linear in θ) the point's value, gradient and
+    /// negated Hessian at `at` are added to `terms`
+    /// ([`HistoryObjective::adds_terms`]); otherwise `terms` are left as
+    /// they are.
     fn push(
         &mut self,
-        _at: &P,
+        at: &P,
         x: &[F],
         action: usize,
         reward: F,
         propensity: F,
-        _terms: Terms<'_, F>,
+        terms: Terms<'_, F>,
     ) -> Result<()> {
         crate::policy::check_context(x, self.logs.context_dim())?;
         let i = self.logs.len();
@@ -761,11 +856,28 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for ExpectedReturn<F, P> {
             });
         }
         self.logs.reserve(1)?;
+        if self.adds_terms() {
+            let mut a = vec![F::zero(); self.model.num_actions()];
+            a[action] = reward / propensity;
+            let x_eval = if self.model.context_free() {
+                vec![F::one(); x.len()]
+            } else {
+                x.to_vec()
+            };
+            super::add_row_terms(at, &x_eval, &a, terms, &mut self.saved)?;
+        }
         self.logs.push_unchecked(x, action, reward, propensity);
         self.abs_weighted += add;
 
         self.state.valid = false;
         Ok(())
+    }
+
+    fn adds_terms(&self) -> bool {
+        self.summed
+            && matches!(self.estimator, Estimator::Ips)
+            && self.clip.is_none()
+            && self.model.logits_linear()
     }
 
     fn validate(&self) -> Result<()> {

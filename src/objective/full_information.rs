@@ -75,6 +75,9 @@ pub struct FullInformation<F, P, E> {
     q: Vec<F>,
     /// Σ_t max_a |q_t,a|.
     abs_q: F,
+    /// Where a push keeps the terms it adds, to put back on failure (not saved).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    saved: Vec<F>,
 }
 
 impl<F: Real, P: Policy<F>, E: Environment<F>> FullInformation<F, P, E> {
@@ -120,6 +123,7 @@ impl<F: Real, P: Policy<F>, E: Environment<F>> FullInformation<F, P, E> {
             xs: Vec::new(),
             q: Vec::new(),
             abs_q: F::zero(),
+            saved: Vec::new(),
         })
     }
 
@@ -151,6 +155,18 @@ impl<F: Real, P: Policy<F>, E: Environment<F>> FullInformation<F, P, E> {
     }
 
     fn add_unchecked_context(&mut self, x: &[F], q: &[F]) -> Result<()> {
+        self.add_with_terms(x, q, None)
+    }
+
+    /// Adds the context `x` with expected rewards `q`, and, given an
+    /// evaluation point and terms, the row's terms there (all checked
+    /// first: on error nothing is added).
+    fn add_with_terms(
+        &mut self,
+        x: &[F],
+        q: &[F],
+        terms: Option<(&P, Terms<'_, F>)>,
+    ) -> Result<()> {
         if let Some(v) = q.iter().find(|v| !v.is_finite()) {
             return Err(Error::NonFiniteReward { value: v.f64() });
         }
@@ -160,6 +176,9 @@ impl<F: Real, P: Policy<F>, E: Environment<F>> FullInformation<F, P, E> {
         }
         self.xs.try_reserve(x.len()).map_err(|_| too_many())?;
         self.q.try_reserve(q.len()).map_err(|_| too_many())?;
+        if let Some((at, terms)) = terms {
+            super::add_row_terms(at, x, q, terms, &mut self.saved)?;
+        }
         self.xs.extend_from_slice(x);
         self.q.extend_from_slice(q);
         self.abs_q += m;
@@ -335,9 +354,35 @@ impl<F: Real, P: Policy<F>, E: Environment<F>> Objective<F> for FullInformation<
         Ok(())
     }
 
+    /// The dense −∇²J in one pass for a policy whose logits are linear in
+    /// θ (per row, the Hessian in the logits of π·q pulled back by
+    /// [`Policy::add_logits_hessian`]); `Ok(false)` otherwise.
     fn neg_hessian(&mut self, out: &mut [F]) -> Result<bool> {
-        check_len("out", out.len(), self.dim() * self.dim())?;
-        Ok(false)
+        let p = self.dim();
+        check_len("out", out.len(), p * p)?;
+        if !self.model.logits_linear() {
+            return Ok(false);
+        }
+        let (d, k) = (self.model.context_dim(), self.model.num_actions());
+        let pl = self.model.probs_len().max(k);
+        out.iter_mut().for_each(|v| *v = F::zero());
+        let (mut pi, mut f, mut c) = (
+            vec![F::zero(); pl],
+            vec![F::zero(); k],
+            vec![F::zero(); k * k],
+        );
+        for t in 0..self.len() {
+            let (x, q) = (&self.xs[t * d..(t + 1) * d], &self.q[t * k..(t + 1) * k]);
+            self.model.probabilities_into(x, &mut pi)?;
+            super::softmax_value_hessian(&pi[..k], q, &mut f, &mut c);
+            self.model.add_logits_hessian(x, &c, out)?;
+        }
+        for (i, row) in out.chunks_exact_mut(p).enumerate() {
+            for (j, o) in row[..=i].iter_mut().enumerate() {
+                *o = if i == j { self.lambda } else { F::zero() } - *o;
+            }
+        }
+        Ok(true)
     }
 
     fn gradient_scale(&self) -> F {
@@ -371,16 +416,17 @@ where
 
     /// Checks the interaction and adds its context with the oracle's
     /// expected rewards ([`FullInformation::add`]); the action, reward and
-    /// propensity are not used. The objective is not concave, so `terms`
-    /// are left as they are.
+    /// propensity are not used. For a policy whose logits are linear in θ
+    /// the row's value, gradient and negated Hessian at `at` are added to
+    /// `terms` ([`HistoryObjective::adds_terms`]).
     fn push(
         &mut self,
-        _at: &P,
+        at: &P,
         x: &[F],
         action: usize,
         reward: F,
         propensity: F,
-        _terms: Terms<'_, F>,
+        terms: Terms<'_, F>,
     ) -> Result<()> {
         check_context(x, self.model.context_dim())?;
         let i = self.len();
@@ -392,7 +438,14 @@ where
             self.model.num_actions(),
             || format!("row {i}"),
         )?;
-        self.add(x)
+        let mut q = vec![F::zero(); self.model.num_actions()];
+        self.oracle.expected_rewards_at(x, &mut q)?;
+        let terms = self.adds_terms().then_some((at, terms));
+        self.add_with_terms(x, &q, terms)
+    }
+
+    fn adds_terms(&self) -> bool {
+        self.model.logits_linear()
     }
 
     fn validate(&self) -> Result<()> {

@@ -313,6 +313,10 @@ impl<F: Real, P: Policy<F>> Objective<F> for LogLikelihood<F, P> {
 impl<F: Real, P: Policy<F>> HistoryObjective<F> for LogLikelihood<F, P> {
     type Policy = P;
 
+    fn adds_terms(&self) -> bool {
+        true
+    }
+
     fn model(&self) -> &P {
         &self.model
     }

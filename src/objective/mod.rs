@@ -75,6 +75,101 @@ pub(crate) fn difference_hess_vec<F: Real>(
     Ok(())
 }
 
+/// The Hessian in the logits of V(z) = softmax(z) · A, for the dense
+/// Hessians of the expected returns: with f = π ⊙ (A − π·A) (the
+/// gradient), C_bc = δ_bc f_b − π_c f_b − π_b f_c, written row-major into
+/// `c` (K×K).
+pub(crate) fn softmax_value_hessian<F: Real>(pi: &[F], a: &[F], f: &mut [F], c: &mut [F]) {
+    let k = pi.len();
+    let mean: F = pi.iter().zip(a).map(|(p, v)| *p * *v).sum();
+    for ((fb, &pb), &ab) in f.iter_mut().zip(pi).zip(a) {
+        *fb = pb * (ab - mean);
+    }
+    for (b, row) in c.chunks_exact_mut(k).enumerate().take(k) {
+        for (cc, o) in row.iter_mut().enumerate() {
+            let diag = if b == cc { f[b] } else { F::zero() };
+            *o = diag - pi[cc] * f[b] - pi[b] * f[cc];
+        }
+    }
+}
+
+/// Adds the terms at `at`'s θ of one row whose contribution to J is
+/// V(z) = softmax(z(x)) · A (the expected returns' rows) to `terms`: V, its
+/// gradient Jᵀ f (f = π ⊙ (A − π·A)) and its negated Hessian −Jᵀ C J
+/// ([`softmax_value_hessian`]), for a policy whose logits are linear in θ.
+/// The sums are formed in place over a copy in `saved` that is put back if
+/// one is not finite: the call then fails with
+/// [`crate::Error::NonFiniteUpdate`] and `terms` are as before.
+pub(crate) fn add_row_terms<F: Real, P: Policy<F>>(
+    at: &P,
+    x: &[F],
+    a: &[F],
+    terms: Terms<'_, F>,
+    saved: &mut Vec<F>,
+) -> Result<()> {
+    let k = at.num_actions();
+    let p = at.num_params();
+    if terms.value.is_none() && terms.grad.is_none() && terms.neg_hessian.is_none() {
+        return Ok(());
+    }
+    if let Some(g) = &terms.grad {
+        crate::policy::check_len("grad", g.len(), p)?;
+    }
+    if let Some(h) = &terms.neg_hessian {
+        crate::policy::check_len("neg_hessian", h.len(), p * p)?;
+    }
+    let mut pi = vec![F::zero(); at.probs_len().max(k)];
+    at.probabilities_into(x, &mut pi)?;
+    let pi = &pi[..k];
+    let (mut f, mut c) = (vec![F::zero(); k], vec![F::zero(); k * k]);
+    softmax_value_hessian(pi, a, &mut f, &mut c);
+    let v: F = pi.iter().zip(a).map(|(p, v)| *p * *v).sum();
+    let value = terms.value.as_deref().map(|old| *old + v);
+    if value.is_some_and(|v| !v.is_finite()) {
+        return Err(crate::Error::NonFiniteUpdate);
+    }
+    let (mut grad, mut hess) = (terms.grad, terms.neg_hessian);
+    saved.clear();
+    let total = grad.as_ref().map_or(0, |g| g.len()) + hess.as_ref().map_or(0, |h| h.len());
+    crate::limits::try_reserve(saved, total, "the refit's kept Hessian")?;
+    if let Some(g) = &grad {
+        saved.extend_from_slice(g);
+    }
+    if let Some(h) = &hess {
+        saved.extend_from_slice(h);
+    }
+    c.iter_mut().for_each(|v| *v = -*v);
+    let mut added = || -> Result<()> {
+        if let Some(g) = grad.as_deref_mut() {
+            at.add_logits_vjp(x, &f, g)?;
+        }
+        if let Some(h) = hess.as_deref_mut() {
+            at.add_logits_hessian(x, &c, h)?;
+        }
+        let finite =
+            |v: &Option<&mut [F]>| v.as_deref().is_none_or(|v| v.iter().all(|x| x.is_finite()));
+        if finite(&grad) && finite(&hess) {
+            Ok(())
+        } else {
+            Err(crate::Error::NonFiniteUpdate)
+        }
+    };
+    if let Err(e) = added() {
+        let (sg, sh) = saved.split_at(grad.as_ref().map_or(0, |g| g.len()));
+        if let Some(g) = grad {
+            g.copy_from_slice(sg);
+        }
+        if let Some(h) = hess {
+            h.copy_from_slice(sh);
+        }
+        return Err(e);
+    }
+    if let (Some(slot), Some(v)) = (terms.value, value) {
+        *slot = v;
+    }
+    Ok(())
+}
+
 /// What a solver asks of an objective to maximize: its value and gradient,
 /// and products with its negated Hessian (positive definite for a strictly
 /// concave objective). Parameters are a flat vector of [`Objective::dim`]
@@ -189,6 +284,15 @@ pub trait HistoryObjective<F: Real>: Objective<F> + Clone + std::fmt::Debug + Se
         propensity: F,
         terms: Terms<'_, F>,
     ) -> Result<()>;
+
+    /// Whether [`HistoryObjective::push`] adds the new point's exact value,
+    /// gradient and negated Hessian at `at` to the `terms` it is given (J
+    /// is then a sum over points). The warm solvers then carry the
+    /// gradient from one refit to the next instead of taking a pass.
+    /// Default `false`.
+    fn adds_terms(&self) -> bool {
+        false
+    }
 
     /// The optimum in closed form, where the objective has one (λ = 0 for a
     /// context-free policy); `None` otherwise.

@@ -376,6 +376,30 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         }
     }
 
+    /// C ⊗ x xᵀ: entry (a·d + i, b·d + j) += C_ab x_i x_j.
+    fn add_logits_hessian(&self, x: &[F], c: &[F], h: &mut [F]) -> Result<()> {
+        let (k, d) = (self.k, self.d);
+        check_len("x", x.len(), d)?;
+        check_len("c", c.len(), k * k)?;
+        let p = k * d;
+        check_len("h", h.len(), p * p)?;
+        for a in 0..k {
+            for i in 0..d {
+                let row = &mut h[(a * d + i) * p..(a * d + i + 1) * p];
+                let xi = x[i];
+                // Columns b·d + j ≤ a·d + i: actions b < a whole, b = a up to i.
+                for b in 0..=a {
+                    let cx = c[a * k + b] * xi;
+                    let end = if b == a { i + 1 } else { d };
+                    for (o, &xj) in row[b * d..b * d + end].iter_mut().zip(x) {
+                        *o += cx * xj;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn loglik_neg_hessian_pass(&self, rows: Rows<'_, F>, h: &mut [F]) -> Result<()> {
         let (k, d, kp) = (self.k, self.d, self.kp);
         let n = k * d;

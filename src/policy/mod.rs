@@ -545,6 +545,46 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Adds Jᵀ C J to the lower triangle of the dense p×p row-major matrix
+    /// `h`, with J the Jacobian of the logits at `x` (K×p) and C a
+    /// symmetric K×K matrix (row-major) in logit space: the Hessian in θ of
+    /// a function of the logits whose Hessian in z is C, for a policy
+    /// whose logits are linear in θ. The default takes the K rows of J by
+    /// vector–Jacobian products; the linear policies add C ⊗ x xᵀ directly.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for `c` or `h`; errors of [`Policy::add_logits_vjp`].
+    fn add_logits_hessian(&self, x: &[F], c: &[F], h: &mut [F]) -> Result<()> {
+        let (k, p) = (self.num_actions(), self.num_params());
+        check_len("c", c.len(), k * k)?;
+        check_len("h", h.len(), p * p)?;
+        let mut jac = vec![F::zero(); k * p];
+        let mut e = vec![F::zero(); k];
+        for (a, row) in jac.chunks_exact_mut(p).enumerate() {
+            e[a] = F::one();
+            self.add_logits_vjp(x, &e, row)?;
+            e[a] = F::zero();
+        }
+        // U = C J (K×p), then h += Jᵀ U on the lower triangle.
+        let mut u = vec![F::zero(); k * p];
+        for (ua, ca) in u.chunks_exact_mut(p).zip(c.chunks_exact(k)) {
+            for (&cab, jb) in ca.iter().zip(jac.chunks_exact(p)) {
+                for (o, &v) in ua.iter_mut().zip(jb) {
+                    *o += cab * v;
+                }
+            }
+        }
+        for (ja, ua) in jac.chunks_exact(p).zip(u.chunks_exact(p)) {
+            for (i, row) in h.chunks_exact_mut(p).enumerate() {
+                let jai = ja[i];
+                for (o, &v) in row[..=i].iter_mut().zip(ua) {
+                    *o += jai * v;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Adds Σ_i [`Policy::add_loglik_neg_hessian`] of the rows (the
     /// negated Hessian of the log-likelihood's data term, lower triangle)
     /// to `h`, at the policy's θ. The linear policies form it in one

@@ -120,6 +120,19 @@ impl<F: Real> Policy<F> for Tabular<F> {
         self.inner.add_loglik_neg_hvp(&[F::one()], w, c, v, out)
     }
 
+    /// J = I: the lower triangle of C itself.
+    fn add_logits_hessian(&self, _x: &[F], c: &[F], h: &mut [F]) -> Result<()> {
+        let k = self.num_actions();
+        check_len("c", c.len(), k * k)?;
+        check_len("h", h.len(), k * k)?;
+        for (i, (row, crow)) in h.chunks_exact_mut(k).zip(c.chunks_exact(k)).enumerate() {
+            for (o, &v) in row[..=i].iter_mut().zip(crow) {
+                *o += v;
+            }
+        }
+        Ok(())
+    }
+
     fn add_loglik_neg_hessian(&self, _x: &[F], w: &[F], c: F, h: &mut [F]) -> Result<()> {
         self.inner.add_loglik_neg_hessian(&[F::one()], w, c, h)
     }

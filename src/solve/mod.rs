@@ -79,10 +79,13 @@ pub struct Report<F> {
     /// report `false`; [`trust_region`] reports what it met.
     #[cfg_attr(feature = "serde", serde(default))]
     pub negative_curvature: bool,
-    /// The smallest eigenvalue of −∇²J at the returned θ, estimated by
-    /// Lanczos ([`Options::curvature_steps`] steps; [`trust_region`] at a
-    /// stationary point only): ≥ 0 at a local maximum. `None` when not
-    /// checked.
+    /// The smallest eigenvalue of −∇²J at the returned θ, estimated
+    /// (> 0 at a strict local maximum): by Lanczos in [`trust_region`]
+    /// ([`Options::curvature_steps`] steps, at a stationary point only);
+    /// in the warm refit of a non-concave objective by inverse iteration on
+    /// the factored dense Hessian, scaled by the smallest Ritz value of the
+    /// preconditioned check where the Hessian was kept rather than formed
+    /// (docs/ARCHITECTURE.md, "Solvers"). `None` when not checked.
     #[cfg_attr(feature = "serde", serde(default))]
     pub min_curvature: Option<F>,
     /// Whether the returned θ is stationary but not a local maximum: the

@@ -19,7 +19,8 @@
 
 use super::newton::{Workspace, newton_with};
 use super::{
-    DENSE_MAX_DIM, Method, Options, Report, accept_step, newton_cg, norm_inf, stop_reason,
+    DENSE_MAX_DIM, Method, Options, Report, StopReason, accept_step, newton_cg, norm_inf,
+    stop_reason,
 };
 use crate::error::Result;
 use crate::objective::{HistoryObjective, Objective, Terms};
@@ -35,6 +36,10 @@ pub(crate) struct Warm<F> {
     h_valid: bool,
     /// Whether `ws.chol` is the factor of the current `ws.h`.
     chol_valid: bool,
+    /// Whether that factor is of `ws.h` + σI (a non-concave refit's damped
+    /// steps), not of `ws.h`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    shifted: bool,
     /// ∇J and J at the current θ, when `have_grad`.
     grad: Vec<F>,
     value: F,
@@ -69,6 +74,7 @@ impl<F: Real> Warm<F> {
             ws: Workspace::default(),
             h_valid: false,
             chol_valid: false,
+            shifted: false,
             grad: filled()?,
             value: F::zero(),
             have_grad: false,
@@ -98,6 +104,15 @@ impl<F: Real> Warm<F> {
     /// A new interaction's terms were added: the Hessian's factor is stale.
     pub(crate) fn absorbed(&mut self) {
         if self.h_valid {
+            self.chol_valid = false;
+        }
+        self.unshift();
+    }
+
+    /// Drops a factor of H + σI (it must not pass for H's own).
+    fn unshift(&mut self) {
+        if self.shifted {
+            self.shifted = false;
             self.chol_valid = false;
         }
     }
@@ -142,6 +157,7 @@ impl<F: Real> Warm<F> {
         self.ws.valid = other.ws.valid;
         self.h_valid = other.h_valid;
         self.chol_valid = other.chol_valid;
+        self.shifted = other.shifted;
         self.grad.clone_from(&other.grad);
         self.value = other.value;
         self.have_grad = other.have_grad;
@@ -164,6 +180,7 @@ impl<F: Real> Warm<F> {
         self.have_grad = false;
         self.h_valid = false;
         self.chol_valid = false;
+        self.shifted = false;
     }
 
     /// Solves from `theta` (overwritten with the result).
@@ -177,6 +194,7 @@ impl<F: Real> Warm<F> {
         let n = self.n;
         crate::policy::check_len("theta", theta.len(), n)?;
         crate::policy::check_len("objective dimension", obj.dim(), n)?;
+        self.unshift();
         let dense = match options.method {
             Method::Newton => true,
             Method::NewtonCg | Method::TrustRegion => false,
@@ -452,4 +470,476 @@ impl<F: Real> Pairs<F> {
             }
         }
     }
+}
+
+/// Full steps in a row that contract the gradient by less than half before
+/// the Hessian is formed afresh (forming it costs some twenty passes).
+const MAX_SLOW: usize = 4;
+
+/// Halvings of a lagged Newton step before the Hessian is formed afresh.
+const MAX_HALVINGS: usize = 8;
+
+/// Lanczos steps of the curvature check after a lagged solve.
+const CHECK_STEPS: usize = 3;
+
+/// Inverse-iteration steps of the smallest eigenvalue of a factored matrix.
+const INVERSE_STEPS: usize = 4;
+
+/// The certificate of a stationary point of a non-concave refit.
+enum Curvature<F> {
+    /// −∇²J is positive definite (this estimate of its smallest eigenvalue).
+    Maximum(F),
+    /// It is not (or the check could not tell): the trust region takes over.
+    Unknown,
+    /// Not checked (`curvature_steps = 0`).
+    Unchecked,
+}
+
+impl<F: Real> Warm<F> {
+    /// Solves an objective that need not be concave from `theta`
+    /// (overwritten with the result) by lagged Newton on a dense negated
+    /// Hessian (docs/ARCHITECTURE.md, "Solvers"). The Hessian is formed
+    /// ([`Objective::neg_hessian`] in one pass, else from `dim`
+    /// Hessian-vector products) when there is none, kept from refit to
+    /// refit, corrected by BFGS secant pairs along the steps, and formed
+    /// afresh when a step contracts the gradient by less than half or fails.
+    /// At a stationary point the curvature is certified: by the
+    /// factorization of the Hessian where it was just formed there, else
+    /// by three steps of Lanczos on L⁻¹(−∇²J)L⁻ᵀ, −∇²J the exact Hessian
+    /// products at θ and L Lᵀ the factored lagged one, whose Ritz values
+    /// must lie in (½, 2): if they do not, the Hessian is formed at θ and
+    /// factored. Where it is not positive definite (a saddle, or a region
+    /// where J is not concave) the solver hands over to
+    /// [`super::trust_region`] from where it is.
+    pub(crate) fn solve_nonconcave<O: HistoryObjective<F>>(
+        &mut self,
+        obj: &mut O,
+        theta: &mut [F],
+        options: &Options<F>,
+    ) -> Result<Report<F>> {
+        options.check()?;
+        let n = self.n;
+        crate::policy::check_len("theta", theta.len(), n)?;
+        crate::policy::check_len("objective dimension", obj.dim(), n)?;
+        let nn = crate::limits::newton_dim(n)?;
+        for m in [&mut self.ws.h, &mut self.ws.chol] {
+            crate::limits::try_reserve_to(m, nn, "dense Hessian")?;
+            m.resize(nn, F::zero());
+        }
+        let threshold = options.tol * obj.gradient_scale();
+        // The gradient at θ is kept from the last refit when the objective
+        // added the new points' terms to it; otherwise it takes a pass.
+        let mut passes = 0;
+        if !(self.have_grad && obj.adds_terms()) {
+            self.value = obj.value_grad(theta, &mut self.grad)?;
+            self.have_grad = true;
+            passes += 1;
+        }
+        let mut iterations = 0;
+        let mut exact = false;
+        if !self.h_valid {
+            self.form(obj, &mut passes)?;
+            exact = true;
+        }
+        // Full steps in a row that contracted the gradient by less than half.
+        let mut slow = 0;
+        loop {
+            let gn = norm_inf(&self.grad);
+            if gn <= threshold {
+                break;
+            }
+            if iterations >= options.max_iter {
+                self.fold_pairs();
+                self.unshift();
+                return Ok(Report {
+                    iterations,
+                    passes,
+                    grad_norm: gn,
+                    threshold,
+                    value: self.value,
+                    stop: StopReason::MaxIterations,
+                    negative_curvature: false,
+                    min_curvature: None,
+                    saddle: false,
+                });
+            }
+            if !self.chol_valid {
+                self.ws.chol.copy_from_slice(&self.ws.h);
+                self.chol_valid = crate::kernels::factor(&mut self.ws.chol, n);
+                // Not positive definite (a new point's terms can make J
+                // not concave here): steps with H + σI, σ from a doubling
+                // sequence (damped Newton steps, ascent directions), the
+                // factor kept for the rest of the refit.
+                if !self.chol_valid && !self.factor_shifted() {
+                    return self.hand_over(obj, theta, options, iterations, passes);
+                }
+            }
+            let sc = &mut self.scratch;
+            sc.s.copy_from_slice(&self.grad);
+            self.pairs.apply_inverse(&self.ws.chol, n, &mut sc.s);
+            let expected: F = sc.s.iter().zip(&self.grad).map(|(d, g)| *d * *g).sum();
+            iterations += 1;
+            // Backtracking from the full step: far from θ the objective
+            // need not look like its quadratic model (a point of large
+            // importance weight pulls hard).
+            let mut t = F::one();
+            let mut accepted = false;
+            for _ in 0..MAX_HALVINGS {
+                for ((x, &th), &d) in sc.trial.iter_mut().zip(theta.iter()).zip(&sc.s) {
+                    *x = th + t * d;
+                }
+                passes += 1;
+                let vt = match obj.value_grad(&sc.trial, &mut sc.trial_grad) {
+                    Ok(v) => v,
+                    Err(crate::Error::NonFiniteLogits) => F::neg_infinity(),
+                    Err(e) => return Err(e),
+                };
+                if accept_step(self.value, vt, t * expected, gn, norm_inf(&sc.trial_grad)) {
+                    self.value = vt;
+                    accepted = true;
+                    break;
+                }
+                t *= F::c(0.5);
+            }
+            if !accepted {
+                // The objective remembers the last trial: back to θ.
+                self.value = obj.value_grad(theta, &mut self.grad)?;
+                passes += 1;
+                if exact && self.pairs.is_empty() {
+                    return self.hand_over(obj, theta, options, iterations, passes);
+                }
+                self.form(obj, &mut passes)?;
+                exact = true;
+                slow = 0;
+                continue;
+            }
+            let gt = norm_inf(&sc.trial_grad);
+            for (si, yi) in sc.s.iter_mut().zip(sc.y.iter_mut()) {
+                *si *= t;
+                *yi = F::zero();
+            }
+            for (yi, (&g0, &g1)) in sc.y.iter_mut().zip(self.grad.iter().zip(&sc.trial_grad)) {
+                *yi = g0 - g1;
+            }
+            self.pairs.push(&sc.s, &sc.y);
+            theta.copy_from_slice(&sc.trial);
+            std::mem::swap(&mut self.grad, &mut sc.trial_grad);
+            exact = false;
+            slow = if t == F::one() && gt > F::c(0.5) * gn && gt > threshold {
+                slow + 1
+            } else {
+                0
+            };
+            if slow == MAX_SLOW {
+                // The lagged Hessian no longer fits: formed afresh at θ,
+                // the objective's remembered point.
+                self.form(obj, &mut passes)?;
+                exact = true;
+                slow = 0;
+            }
+        }
+        let gn = norm_inf(&self.grad);
+        let min_curvature = match self.certify(obj, options, exact, &mut passes)? {
+            Curvature::Maximum(c) => Some(c),
+            Curvature::Unchecked => None,
+            Curvature::Unknown => {
+                return self.hand_over(obj, theta, options, iterations, passes);
+            }
+        };
+        Ok(Report {
+            iterations,
+            passes,
+            grad_norm: gn,
+            threshold,
+            value: self.value,
+            stop: StopReason::Converged,
+            negative_curvature: false,
+            min_curvature,
+            saddle: false,
+        })
+    }
+
+    /// Forms −∇²J at the objective's remembered θ into H (lower triangle):
+    /// in one pass where the objective can, else column by column from
+    /// Hessian-vector products, symmetrized.
+    fn form<O: Objective<F>>(&mut self, obj: &mut O, passes: &mut usize) -> Result<()> {
+        let n = self.n;
+        self.pairs.clear();
+        self.chol_valid = false;
+        self.shifted = false;
+        self.refreshes += 1;
+        *passes += 1;
+        if obj.neg_hessian(&mut self.ws.h)? {
+            self.h_valid = true;
+            return Ok(());
+        }
+        *passes += n - 1;
+        // The full matrix of products in `chol` (as scratch), then the
+        // symmetric part's lower triangle in H.
+        let sc = &mut self.scratch;
+        for j in 0..n {
+            sc.s.iter_mut().for_each(|v| *v = F::zero());
+            sc.s[j] = F::one();
+            obj.neg_hess_vec(&sc.s, &mut sc.hs)?;
+            for (i, &v) in sc.hs.iter().enumerate() {
+                self.ws.chol[i * n + j] = v;
+            }
+        }
+        for i in 0..n {
+            for j in 0..=i {
+                self.ws.h[i * n + j] =
+                    F::c(0.5) * (self.ws.chol[i * n + j] + self.ws.chol[j * n + i]);
+            }
+        }
+        self.h_valid = true;
+        Ok(())
+    }
+
+    /// The curvature at the objective's remembered θ, stationary (see
+    /// [`Warm::solve_nonconcave`]). Folds the secant pairs into H first.
+    fn certify<O: Objective<F>>(
+        &mut self,
+        obj: &mut O,
+        options: &Options<F>,
+        exact: bool,
+        passes: &mut usize,
+    ) -> Result<Curvature<F>> {
+        // Fold the pairs into H, keeping the factor of H before them.
+        let keep = self.chol_valid && !self.shifted;
+        self.fold_pairs();
+        self.chol_valid = keep;
+        self.unshift();
+        if options.curvature_steps == 0 {
+            return Ok(Curvature::Unchecked);
+        }
+        let n = self.n;
+        if !self.chol_valid {
+            self.ws.chol.copy_from_slice(&self.ws.h);
+            self.chol_valid = crate::kernels::factor(&mut self.ws.chol, n);
+        }
+        if !exact {
+            // The factor of the kept Hessian before this refit's secant
+            // pairs is preconditioner enough (no second factorization).
+            let ritz = if self.chol_valid {
+                let steps = CHECK_STEPS.min(options.curvature_steps).min(n);
+                let mut probes = Vec::with_capacity(steps);
+                let r = preconditioned_ritz(obj, &self.ws.chol, n, steps, passes, &mut probes)?;
+                Some((r, probes))
+            } else {
+                None
+            };
+            match ritz {
+                Some(((lo, hi), probes)) if lo > F::c(0.5) && hi < F::c(2.0) => {
+                    let estimate = lo * self.smallest_eigenvalue();
+                    // The exact products just taken correct the kept
+                    // Hessian where it fits worst (the extreme directions
+                    // of L⁻¹(−∇²J)L⁻ᵀ), for the next refit: BFGS with the
+                    // pairs (u, −∇²J u), uᵀ(−∇²J)u > 0 where certified.
+                    for (u, au) in &probes {
+                        bfgs_update(&mut self.ws.h, n, u, au, &mut self.scratch.hs);
+                    }
+                    self.chol_valid = false;
+                    return Ok(Curvature::Maximum(estimate));
+                }
+                _ => {
+                    self.form(obj, passes)?;
+                    self.ws.chol.copy_from_slice(&self.ws.h);
+                    self.chol_valid = crate::kernels::factor(&mut self.ws.chol, n);
+                }
+            }
+        }
+        Ok(if self.chol_valid {
+            Curvature::Maximum(self.smallest_eigenvalue())
+        } else {
+            Curvature::Unknown
+        })
+    }
+
+    /// Factors H + 4σI for the smallest σ = 2^j · 10⁻⁴ (1 + max |H_ii|),
+    /// j = 0..60, for which H + σI is positive definite (four times over,
+    /// so that the damped steps are not huge along an eigenvalue near 0);
+    /// `false` if none is.
+    fn factor_shifted(&mut self) -> bool {
+        let n = self.n;
+        let scale = (0..n).fold(F::zero(), |m, i| m.max(self.ws.h[i * n + i].abs()));
+        let mut sigma = F::c(1e-4) * (F::one() + scale);
+        let mut found = false;
+        for _ in 0..62 {
+            self.ws.chol.copy_from_slice(&self.ws.h);
+            for i in 0..n {
+                self.ws.chol[i * n + i] += sigma;
+            }
+            if crate::kernels::factor(&mut self.ws.chol, n) {
+                if found {
+                    // A factor, but not of H: certify factors H itself.
+                    self.chol_valid = true;
+                    self.shifted = true;
+                    return true;
+                }
+                found = true;
+                sigma *= F::c(3.0);
+            } else {
+                sigma *= F::c(2.0);
+            }
+        }
+        false
+    }
+
+    /// The smallest eigenvalue of H by inverse iteration on its factor
+    /// (a few steps from a fixed start: an estimate).
+    fn smallest_eigenvalue(&mut self) -> F {
+        let n = self.n;
+        let sc = &mut self.scratch;
+        sc.s.iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = F::one() + F::c(((i * 37) % 11) as f64 / 11.0));
+        let mut q = F::zero();
+        for _ in 0..INVERSE_STEPS {
+            let norm = sc.s.iter().map(|v| *v * *v).sum::<F>().sqrt();
+            if !(norm > F::zero() && norm.is_finite()) {
+                return F::zero();
+            }
+            sc.s.iter_mut().for_each(|v| *v /= norm);
+            sc.hs.copy_from_slice(&sc.s);
+            crate::kernels::solve(&self.ws.chol, n, &mut sc.hs);
+            // Rayleigh quotient of H⁻¹: sᵀH⁻¹s with ‖s‖ = 1.
+            q = sc.s.iter().zip(&sc.hs).map(|(a, b)| *a * *b).sum();
+            std::mem::swap(&mut sc.s, &mut sc.hs);
+        }
+        if q > F::zero() {
+            F::one() / q
+        } else {
+            F::zero()
+        }
+    }
+
+    /// The trust region from `theta`, after `iterations` and `passes` of
+    /// the lagged solve; the next refit forms the Hessian afresh.
+    fn hand_over<O: HistoryObjective<F>>(
+        &mut self,
+        obj: &mut O,
+        theta: &mut [F],
+        options: &Options<F>,
+        iterations: usize,
+        passes: usize,
+    ) -> Result<Report<F>> {
+        self.reset();
+        let rest = Options {
+            max_iter: options.max_iter.saturating_sub(iterations).max(1),
+            ..*options
+        };
+        let report = super::trust_region(obj, theta, &rest)?;
+        Ok(Report {
+            iterations: iterations + report.iterations,
+            passes: passes + report.passes,
+            ..report
+        })
+    }
+}
+
+/// The smallest and largest Ritz values of L⁻¹ A L⁻ᵀ after `steps` steps
+/// of Lanczos (full reorthogonalization, a fixed start vector), A the
+/// objective's negated Hessian at its remembered θ (one product per step,
+/// added to `passes`) and L the Cholesky factor in `chol`.
+fn preconditioned_ritz<F: Real, O: Objective<F>>(
+    obj: &mut O,
+    chol: &[F],
+    n: usize,
+    steps: usize,
+    passes: &mut usize,
+    probes: &mut Vec<(Vec<F>, Vec<F>)>,
+) -> Result<(F, F)> {
+    use crate::kernels::cholesky::{backward, forward};
+    let dot = |a: &[F], b: &[F]| -> F { a.iter().zip(b).map(|(x, y)| *x * *y).sum() };
+    let mut q: Vec<F> = (0..n)
+        .map(|i| F::c(((i * 7919 + 13) % 101) as f64 / 50.5 - 1.0))
+        .collect();
+    let nq = dot(&q, &q).sqrt();
+    if nq <= F::zero() || nq.is_nan() {
+        return Ok((F::zero(), F::zero()));
+    }
+    q.iter_mut().for_each(|v| *v /= nq);
+    let mut basis: Vec<Vec<F>> = Vec::with_capacity(steps);
+    let mut t = vec![F::zero(); steps * steps];
+    let (mut u, mut w) = (vec![F::zero(); n], vec![F::zero(); n]);
+    let mut m = 0;
+    for j in 0..steps {
+        u.copy_from_slice(&q);
+        backward(chol, n, &mut u);
+        obj.neg_hess_vec(&u, &mut w)?;
+        *passes += 1;
+        probes.push((u.clone(), w.clone()));
+        forward(chol, n, &mut w);
+        basis.push(q.clone());
+        m = j + 1;
+        for (i, b) in basis.iter().enumerate() {
+            t[i * steps + j] = dot(b, &w);
+            t[j * steps + i] = t[i * steps + j];
+        }
+        // w − Σ (bᵀw) b, twice: the next direction.
+        for _ in 0..2 {
+            for b in &basis {
+                let c = dot(b, &w);
+                for (wi, &bi) in w.iter_mut().zip(b) {
+                    *wi -= c * bi;
+                }
+            }
+        }
+        let beta = dot(&w, &w).sqrt();
+        if j + 1 == steps || beta <= F::epsilon().sqrt() || beta.is_nan() {
+            break;
+        }
+        for (qi, &wi) in q.iter_mut().zip(&w) {
+            *qi = wi / beta;
+        }
+    }
+    // The projected matrix is symmetric m×m (the Rayleigh–Ritz matrix of
+    // the basis): its eigenvalues by Jacobi rotations.
+    let mut a = vec![F::zero(); m * m];
+    for i in 0..m {
+        for j in 0..m {
+            a[i * m + j] = t[i * steps + j];
+        }
+    }
+    let eig = jacobi_eigenvalues(&mut a, m);
+    let lo = eig.iter().fold(F::infinity(), |x, &v| x.min(v));
+    let hi = eig.iter().fold(F::neg_infinity(), |x, &v| x.max(v));
+    Ok((lo, hi))
+}
+
+/// The eigenvalues of a small symmetric matrix (row-major m×m, destroyed)
+/// by cyclic Jacobi rotations.
+fn jacobi_eigenvalues<F: Real>(a: &mut [F], m: usize) -> Vec<F> {
+    for _ in 0..30 {
+        let off: F = (0..m)
+            .flat_map(|i| (0..m).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * m + j] * a[i * m + j])
+            .sum();
+        if off <= F::epsilon() * F::epsilon() || off.is_nan() {
+            break;
+        }
+        for p in 0..m {
+            for q in p + 1..m {
+                let apq = a[p * m + q];
+                if apq == F::zero() {
+                    continue;
+                }
+                let theta = (a[q * m + q] - a[p * m + p]) / (F::c(2.0) * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + F::one()).sqrt());
+                let c = F::one() / (t * t + F::one()).sqrt();
+                let s = t * c;
+                for k in 0..m {
+                    let (akp, akq) = (a[k * m + p], a[k * m + q]);
+                    a[k * m + p] = c * akp - s * akq;
+                    a[k * m + q] = s * akp + c * akq;
+                }
+                for k in 0..m {
+                    let (apk, aqk) = (a[p * m + k], a[q * m + k]);
+                    a[p * m + k] = c * apk - s * aqk;
+                    a[q * m + k] = s * apk + c * aqk;
+                }
+            }
+        }
+    }
+    (0..m).map(|i| a[i * m + i]).collect()
 }
