@@ -74,6 +74,11 @@ dispatch!(soft_sweep, soft_sweep_avx2,
      w: &mut [F]) -> ());
 dispatch!(soft_sweep_back, soft_sweep_back_avx2,
     (sources: &[u32], g_v: &[F], w: &[F], gamma: F, gw: &mut [F], g_r: &mut [F], g_prev: &mut [F]) -> ());
+dispatch!(logits_softmax_rows, logits_softmax_rows_avx2,
+    (theta_t: &[F], bias: &[F], xs: &[F], out: &mut [F]) -> bool);
+dispatch!(logits_rows, logits_rows_avx2, (theta_t: &[F], xs: &[F], out: &mut [F], kp: usize) -> ());
+dispatch!(add_outer_batch_t, add_outer_batch_t_avx2,
+    (theta_t: &mut [F], xs: &[F], cs: &[F], kp: usize) -> ());
 dispatch!(ridge_means, ridge_means_avx2, (theta: &[F], x: &[F], out: &mut [F]) -> ());
 dispatch!(ridge_widths, ridge_widths_avx2,
     (packed: &[F], x: &[F], xx: &mut [F], z: &mut [F], out: &mut [F]) -> ());

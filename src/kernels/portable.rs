@@ -935,3 +935,48 @@ pub(crate) fn soft_sweep_back<F: Real>(
         g_prev[t] = gamma * acc;
     }
 }
+
+/// π = softmax(θ x_i) of every row of `xs` (back to back, d each) into
+/// `out` (kp each, padded actions 0), in one call so that the rows run in
+/// the vector kernels without a dispatch per row. `false` if a logit
+/// overflows (`out` then holds part of the rows).
+#[inline(always)]
+pub(crate) fn logits_softmax_rows<F: Real>(
+    theta_t: &[F],
+    bias: &[F],
+    xs: &[F],
+    out: &mut [F],
+) -> bool {
+    let kp = bias.len();
+    if kp == 0 {
+        return true;
+    }
+    let rows = out.len() / kp;
+    let d = if rows == 0 { 0 } else { xs.len() / rows };
+    let mut ok = true;
+    for (x, o) in xs
+        .chunks_exact(d.max(1))
+        .zip(out.chunks_exact_mut(kp))
+        .take(rows)
+    {
+        ok &= logits_softmax_t(theta_t, bias, x, o).is_some();
+    }
+    ok
+}
+
+/// z = θ x_i of every row of `xs` into `out` (kp each).
+#[inline(always)]
+pub(crate) fn logits_rows<F: Real>(theta_t: &[F], xs: &[F], out: &mut [F], kp: usize) {
+    if kp == 0 {
+        return;
+    }
+    let rows = out.len() / kp;
+    let d = if rows == 0 { 0 } else { xs.len() / rows };
+    for (x, o) in xs
+        .chunks_exact(d.max(1))
+        .zip(out.chunks_exact_mut(kp))
+        .take(rows)
+    {
+        logits_t(theta_t, x, o);
+    }
+}

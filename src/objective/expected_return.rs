@@ -139,6 +139,9 @@ struct State<F> {
     /// Scratch: logits coefficients and logits of the direction.
     c: Vec<F>,
     u: Vec<F>,
+    /// Per-row coefficients and logits of a pass (n × probs_len).
+    cs: Vec<F>,
+    us: Vec<F>,
     /// Whether the last evaluation used the groups; then per group π,
     /// ∂V̂/∂π, ∂Var/∂π (variance penalty) and scratch for π̇ (K each).
     grouped: bool,
@@ -330,7 +333,7 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
         let st = &mut self.state;
         st.valid = false;
         let pl = self.model.probs_len().max(k);
-        st.probs.resize(n * k, F::zero());
+        st.probs.resize(n * pl, F::zero());
         st.w.resize(n, F::zero());
         st.clipped.resize(n, false);
         st.c.resize(pl, F::zero());
@@ -339,16 +342,22 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             v.clear();
             v.resize(p, F::zero());
         }
+        // π of every row (one π for every row of a context-free policy).
+        if self.model.context_free() {
+            if let Some(first) = self.logs.get(0) {
+                self.model.probabilities_into(first.context, &mut st.c)?;
+                for row in st.probs.chunks_exact_mut(pl) {
+                    row.copy_from_slice(&st.c[..pl]);
+                }
+            }
+        } else {
+            self.model
+                .probabilities_rows(self.logs.contexts(), &mut st.probs)?;
+        }
         // Weights and the aggregates.
         let (mut sum_u, mut sum_w) = (F::zero(), F::zero());
-        let shared = self.model.context_free();
         for (i, it) in self.logs.iter().enumerate() {
-            // A context-free policy has one π for every row.
-            if i == 0 || !shared {
-                self.model.probabilities_into(it.context, &mut st.c)?;
-            }
-            st.probs[i * k..(i + 1) * k].copy_from_slice(&st.c[..k]);
-            let raw = st.c[it.action] / it.propensity;
+            let raw = st.probs[i * pl + it.action] / it.propensity;
             let (w, clipped) = match self.clip {
                 Some(m) if raw > m => (m, true),
                 _ => (raw, false),
@@ -373,43 +382,48 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
                 / F::c((n - 1) as f64)
         });
         st.set_aggregates(n, sum_u, sum_w, value, sd);
-        // Gradient: Σ_t g_t ∇w_t with ∇w_t = w_t Jᵀ(e_a − π), zero if clipped.
-        for (i, it) in self.logs.iter().enumerate() {
-            if st.clipped[i] || st.w[i] == F::zero() {
-                continue;
-            }
-            let pi = &st.probs[i * k..(i + 1) * k];
-            let w = st.w[i];
-            let u = it.reward * w;
-            let (g_v, g_mean, g_sd) = match self.estimator {
-                Estimator::Ips => (it.reward / nf, F::zero(), F::zero()),
-                Estimator::SelfNormalized => {
-                    ((it.reward - st.value) / st.sum_w, F::zero(), F::zero())
+        // Gradient: Σ_t g_t ∇w_t with ∇w_t = w_t Jᵀ(e_a − π), zero if
+        // clipped; the coefficients of all rows, then one pull-back.
+        st.cs.resize(n * pl, F::zero());
+        for target in 0..3 {
+            let mut any = false;
+            for (i, it) in self.logs.iter().enumerate() {
+                let row = &mut st.cs[i * pl..(i + 1) * pl];
+                row.iter_mut().for_each(|v| *v = F::zero());
+                if st.clipped[i] || st.w[i] == F::zero() {
+                    continue;
                 }
-                Estimator::VariancePenalty(_) => {
-                    let sd_part = if st.sd > F::zero() {
+                let pi = &st.probs[i * pl..i * pl + k];
+                let w = st.w[i];
+                let u = it.reward * w;
+                let g = match (self.estimator, target) {
+                    (Estimator::Ips, 0) => it.reward / nf,
+                    (Estimator::SelfNormalized, 0) => (it.reward - st.value) / st.sum_w,
+                    (Estimator::VariancePenalty(_), 1) => it.reward / nf,
+                    (Estimator::VariancePenalty(_), 2) if st.sd > F::zero() => {
                         it.reward * (u - st.mean_u) / (F::c((n - 1) as f64) * nf * st.sd)
-                    } else {
-                        F::zero()
-                    };
-                    (F::zero(), it.reward / nf, sd_part)
-                }
-            };
-            for (target, g) in [(0, g_v), (1, g_mean), (2, g_sd)] {
+                    }
+                    _ => F::zero(),
+                };
                 if g == F::zero() {
                     continue;
                 }
-                for (a, ca) in st.c[..k].iter_mut().enumerate() {
+                any = true;
+                for (a, ca) in row[..k].iter_mut().enumerate() {
                     let e = if a == it.action { F::one() } else { F::zero() };
                     *ca = g * w * (e - pi[a]);
                 }
-                let out = match target {
-                    0 => &mut st.grad_v,
-                    1 => &mut st.grad_mean,
-                    _ => &mut st.grad_sd,
-                };
-                self.model.add_logits_vjp(it.context, &st.c[..k], out)?;
             }
+            if !any {
+                continue;
+            }
+            let out = match target {
+                0 => &mut st.grad_v,
+                1 => &mut st.grad_mean,
+                _ => &mut st.grad_sd,
+            };
+            self.model
+                .add_logits_vjp_rows(self.logs.contexts(), &st.cs, out)?;
         }
         if let Estimator::VariancePenalty(kappa) = self.estimator {
             for ((g, m), s) in st.grad_v.iter_mut().zip(&st.grad_mean).zip(&st.grad_sd) {
@@ -639,18 +653,23 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
         let gv_v = dot(&st.grad_v, v);
         let gm_v = dot(&st.grad_mean, v);
         let gs_v = dot(&st.grad_sd, v);
-        // H_J v = Σ_t Jᵀ c_t + (vector terms), c_t in logit space.
+        // H_J v = Σ_t Jᵀ c_t + (vector terms), c_t in logit space: the
+        // logits of every row at θ = v, the coefficients, one pull-back.
+        let pl = self.model.probs_len().max(k);
         let mut acc = vec![F::zero(); p];
         let mut sum_wsv = F::zero();
+        st.us.resize(n * pl, F::zero());
+        st.cs.resize(n * pl, F::zero());
+        at_v.logits_rows(self.logs.contexts(), &mut st.us)?;
         for (i, it) in self.logs.iter().enumerate() {
+            let row = &mut st.cs[i * pl..(i + 1) * pl];
+            row.iter_mut().for_each(|v| *v = F::zero());
             if st.clipped[i] || st.w[i] == F::zero() {
                 continue;
             }
-            let pi = &st.probs[i * k..(i + 1) * k];
+            let pi = &st.probs[i * pl..i * pl + k];
             let w = st.w[i];
-            // The policy's own buffer length (its padded layout): no copy.
-            at_v.logits_into(it.context, &mut st.u)?;
-            let u = &st.u[..k];
+            let u = &st.us[i * pl..i * pl + k];
             let pu = dot(pi, u);
             let sv = u[it.action] - pu; // s_t · v
             sum_wsv += w * sv;
@@ -670,15 +689,15 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
                     (sec, first)
                 }
             };
-            for (a, ca) in st.c[..k].iter_mut().enumerate() {
+            for (a, ca) in row[..k].iter_mut().enumerate() {
                 let e = if a == it.action { F::one() } else { F::zero() };
                 let first = w * (e - pi[a]);
                 let second = w * ((e - pi[a]) * sv - pi[a] * (u[a] - pu));
                 *ca = a_sec * second + a_first * first;
             }
-            self.model
-                .add_logits_vjp(it.context, &st.c[..k], &mut acc)?;
         }
+        self.model
+            .add_logits_vjp_rows(self.logs.contexts(), &st.cs, &mut acc)?;
         match self.estimator {
             Estimator::Ips => {}
             Estimator::SelfNormalized => {
@@ -761,7 +780,8 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
                     if st.clipped[i] || st.w[i] == F::zero() {
                         continue;
                     }
-                    let pi = &st.probs[i * k..(i + 1) * k];
+                    let pl = self.model.probs_len().max(k);
+                    let pi = &st.probs[i * pl..i * pl + k];
                     let coef = if sn {
                         (it.reward - value) / sum_w
                     } else {

@@ -376,6 +376,51 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         }
     }
 
+    fn probabilities_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
+        let (d, kp) = (self.d, self.kp);
+        let rows = xs.len() / d;
+        check_len("xs", xs.len(), rows * d)?;
+        check_len("out", out.len(), rows * kp)?;
+        if let Some(i) = xs.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteContext {
+                index: i % d,
+                value: xs[i].f64(),
+            });
+        }
+        if crate::kernels::logits_softmax_rows(&self.theta, &self.bias, xs, out) {
+            Ok(())
+        } else {
+            Err(Error::NonFiniteLogits)
+        }
+    }
+
+    fn logits_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
+        let (d, kp) = (self.d, self.kp);
+        let rows = xs.len() / d;
+        check_len("xs", xs.len(), rows * d)?;
+        check_len("out", out.len(), rows * kp)?;
+        crate::kernels::logits_rows(&self.theta, xs, out, kp);
+        Ok(())
+    }
+
+    /// Σ_i x_i ⊗ c_i added in the padded feature-major layout (each block
+    /// of the gradient in registers over the rows), then to `grad`.
+    fn add_logits_vjp_rows(&self, xs: &[F], cs: &[F], grad: &mut [F]) -> Result<()> {
+        let (k, d, kp) = (self.k, self.d, self.kp);
+        let rows = xs.len() / d;
+        check_len("xs", xs.len(), rows * d)?;
+        check_len("cs", cs.len(), rows * kp)?;
+        check_len("grad", grad.len(), k * d)?;
+        let mut acc = crate::limits::try_filled(kp * d, F::zero(), "gradient")?;
+        crate::kernels::add_outer_batch_t(&mut acc, xs, cs, kp);
+        for (a, row) in grad.chunks_exact_mut(d).enumerate() {
+            for (j, g) in row.iter_mut().enumerate() {
+                *g += acc[j * kp + a];
+            }
+        }
+        Ok(())
+    }
+
     /// C ⊗ x xᵀ: entry (a·d + i, b·d + j) += C_ab x_i x_j.
     fn add_logits_hessian(&self, x: &[F], c: &[F], h: &mut [F]) -> Result<()> {
         let (k, d) = (self.k, self.d);

@@ -545,6 +545,66 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// π(· | x_i) of every row of `xs` (rows × d, back to back) into
+    /// `out` (rows × [`Policy::probs_len`]), at the policy's θ: the
+    /// expected returns' passes. By default one
+    /// [`Policy::probabilities_into`] per row; the linear softmax runs the
+    /// rows in one kernel call.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for shapes that do not fit,
+    /// [`Error::NonFiniteLogits`], errors of the context checks.
+    fn probabilities_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
+        let (d, pl) = (self.context_dim(), self.probs_len());
+        let rows = xs.len() / d.max(1);
+        check_len("xs", xs.len(), rows * d)?;
+        check_len("out", out.len(), rows * pl)?;
+        for (x, o) in xs
+            .chunks_exact(d.max(1))
+            .zip(out.chunks_exact_mut(pl.max(1)))
+        {
+            self.probabilities_into(x, o)?;
+        }
+        Ok(())
+    }
+
+    /// The logits z(x_i) of every row of `xs` into `out` (rows ×
+    /// [`Policy::probs_len`], entries past K unspecified). By default one
+    /// [`Policy::logits_into`] per row.
+    ///
+    /// # Errors
+    /// As [`Policy::probabilities_rows`].
+    fn logits_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
+        let (k, d, pl) = (self.num_actions(), self.context_dim(), self.probs_len());
+        let rows = xs.len() / d.max(1);
+        check_len("xs", xs.len(), rows * d)?;
+        check_len("out", out.len(), rows * pl)?;
+        for (x, o) in xs
+            .chunks_exact(d.max(1))
+            .zip(out.chunks_exact_mut(pl.max(1)))
+        {
+            self.logits_into(x, &mut o[..k])?;
+        }
+        Ok(())
+    }
+
+    /// grad += Σ_i J_iᵀ c_i over the rows of `xs`, `cs` rows ×
+    /// [`Policy::probs_len`] (entries past K must be 0). By default one
+    /// [`Policy::add_logits_vjp`] per row.
+    ///
+    /// # Errors
+    /// As [`Policy::add_logits_vjp`].
+    fn add_logits_vjp_rows(&self, xs: &[F], cs: &[F], grad: &mut [F]) -> Result<()> {
+        let (k, d, pl) = (self.num_actions(), self.context_dim(), self.probs_len());
+        let rows = xs.len() / d.max(1);
+        check_len("xs", xs.len(), rows * d)?;
+        check_len("cs", cs.len(), rows * pl)?;
+        for (x, c) in xs.chunks_exact(d.max(1)).zip(cs.chunks_exact(pl.max(1))) {
+            self.add_logits_vjp(x, &c[..k], grad)?;
+        }
+        Ok(())
+    }
+
     /// Adds Jᵀ C J to the lower triangle of the dense p×p row-major matrix
     /// `h`, with J the Jacobian of the logits at `x` (K×p) and C a
     /// symmetric K×K matrix (row-major) in logit space: the Hessian in θ of
