@@ -952,7 +952,7 @@ pub(crate) fn logits_softmax_rows<F: Real>(
         return true;
     }
     let rows = out.len() / kp;
-    let d = if rows == 0 { 0 } else { xs.len() / rows };
+    let d = xs.len().checked_div(rows).unwrap_or(0);
     let mut ok = true;
     for (x, o) in xs
         .chunks_exact(d.max(1))
@@ -971,7 +971,7 @@ pub(crate) fn logits_rows<F: Real>(theta_t: &[F], xs: &[F], out: &mut [F], kp: u
         return;
     }
     let rows = out.len() / kp;
-    let d = if rows == 0 { 0 } else { xs.len() / rows };
+    let d = xs.len().checked_div(rows).unwrap_or(0);
     for (x, o) in xs
         .chunks_exact(d.max(1))
         .zip(out.chunks_exact_mut(kp))
