@@ -2,34 +2,42 @@
 //! that refit to convergence before every action — on the REINFORCE
 //! surrogate Σ w(r) log π, on the importance-weighted log-likelihood
 //! Σ (w(r)/μ) log π, and on the importance-weighted expected return
-//! Σ r π/μ (the policy optimal on the history) — played with common random
-//! numbers on the same environments, and how far apart their policies are.
+//! Σ r π/μ (the policy optimal on the history) — beside the exploration
+//! baselines a bandit reviewer expects (ε-greedy, LinUCB, SquareCB, linear
+//! and Beta–Bernoulli Thompson sampling), played with common random numbers
+//! on the same environments, and how far apart their policies are.
 //!
 //! Run it with
 //! ```text
 //! cargo run --release --example online_vs_refit
 //! cargo run --release --example online_vs_refit -- --seeds 200 --steps 5000 --csv out --svg out
+//! cargo run --release --example online_vs_refit -- --schedules
 //! ```
 //!
 //! For each of four environments (a 10-armed Bernoulli bandit, a linear
 //! contextual bandit, a finite-context bandit and a drifting bandit) it plays
-//! the four learners over the same seeds and prints: cumulative expected
+//! the learners over the same seeds and prints: cumulative expected
 //! regret at the last step (mean ± standard error over seeds), % optimal
 //! action over the last 10% of steps, CPU time per step, and the shadow
 //! `KL`: at log-spaced steps the surrogate Σ w(r) log π is solved on the
 //! playing learner's own history and KL(π*_t ‖ π_t) is averaged over fixed
 //! probe contexts. For the surrogate's refit learner that KL is ~0 (it *is*
 //! the optimum); for the others it measures how far their policy is from
-//! the surrogate's optimum on the same history. Then a λ sweep of the refit
-//! learners on the Bernoulli bandit shows how often each locks onto a
-//! suboptimal arm: the fraction of seeds whose final policy puts more than
-//! 90% on one. The sweep adds the literal surrogate with signed rewards,
-//! Σ (r − ½) log π, which pushes probability away from failures.
+//! the surrogate's optimum on the same history (LinUCB's policy is a point
+//! mass: no KL). Then a λ sweep of the refit learners on the Bernoulli
+//! bandit shows how often each locks onto a suboptimal arm: the fraction
+//! of seeds whose final policy puts more than 90% on one. The sweep adds
+//! the literal surrogate with signed rewards, Σ (r − ½) log π, which pushes
+//! probability away from failures. With `--schedules` it also asks how
+//! often to refit: each refit objective before every action, every 10
+//! actions, at doubling epochs and during a warm-up of 100 points only, on
+//! every bandit (regret, % optimal, refits per run, time per step).
 //!
 //! Flags: `--seeds N` (default 32), `--steps T` (default 1000), `--csv DIR`
-//! (per-step traces, one CSV per environment, plus the shadow and the λ
-//! sweep), `--svg DIR` (plots), `--quiet` (no progress bar; the bar is hidden
-//! anyway when stderr is not a terminal). `--help` lists them.
+//! (per-step traces, one CSV per environment, plus the λ sweep and the
+//! schedules), `--svg DIR` (plots), `--schedules`, `--quiet` (no progress
+//! bar; the bar is hidden anyway when stderr is not a terminal). `--help`
+//! lists them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -44,7 +52,10 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use refit::env::{Bernoulli, Drifting, Environment, FiniteContext, LinearContextual};
 use refit::history::History;
-use refit::learner::{Baseline, Incremental, Learner, Refit, RefitConfig, StepSize};
+use refit::learner::{
+    Baseline, BetaThompson, Cadence, EpsilonGreedy, Incremental, Learner, LinTs, LinUcb, Refit,
+    RefitConfig, Schedule, SquareCb, StepSize,
+};
 use refit::objective::{Estimator, ExpectedReturn, Weighting};
 use refit::policy::{LinearSoftmax, Policy, Tabular};
 use refit::run::{Observe, Runner, Shadow, Summary};
@@ -70,6 +81,12 @@ struct Args {
     /// No progress bar (it is hidden anyway when stderr is not a terminal)
     #[arg(long)]
     quiet: bool,
+    /// Also study how often to refit: every refit objective refit before
+    /// every action, every 10 actions, at doubling epochs and during a
+    /// warm-up of 100 points only, on every bandit (about half again the
+    /// default run's time)
+    #[arg(long)]
+    schedules: bool,
 }
 
 fn main() -> ExitCode {
@@ -92,28 +109,57 @@ struct Setting {
     tabular: bool,
     weighting: Weighting<f64>,
     probes: Array2<f64>,
+    /// The reward noise scale LinTS assumes (v).
+    noise: f64,
+    /// Whether rewards are 0/1 and contexts absent (Bernoulli Thompson sampling applies).
+    bernoulli: bool,
 }
 
-/// The learners of the comparison: name, plot colour.
-const LEARNERS: [(&str, RGBColor); 4] = [
-    ("online", RGBColor(31, 119, 180)),
-    ("refit", RGBColor(214, 39, 40)),
-    ("refit-iw", RGBColor(44, 160, 44)),
-    ("refit-er", RGBColor(148, 103, 189)),
+/// The learners of the comparison, in table order: the four of the
+/// question, then the exploration baselines (Bernoulli Thompson sampling
+/// only where rewards are 0/1 and contexts absent).
+const LEARNERS: [&str; 9] = [
+    "online",
+    "refit",
+    "refit-iw",
+    "refit-er",
+    "eps-greedy",
+    "linucb",
+    "squarecb",
+    "lints",
+    "beta-ts",
 ];
+
+/// Plot colour of the i-th learner of [`LEARNERS`].
+fn colour(name: &str) -> RGBColor {
+    const PALETTE: [RGBColor; 9] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+    ];
+    LEARNERS
+        .iter()
+        .position(|n| *n == name)
+        .map_or(RGBColor(0, 0, 0), |i| PALETTE[i])
+}
 
 /// Every learner's summary on one environment, in the order of `LEARNERS`.
 struct Outcome {
     setting: Setting,
-    runs: Vec<Summary>,
+    runs: Vec<(&'static str, Summary)>,
+    /// The `--schedules` study on this bandit (empty without it).
+    schedules: Vec<ScheduleCell>,
 }
 
 impl Outcome {
     fn named(&self) -> impl Iterator<Item = (&'static str, RGBColor, &Summary)> {
-        LEARNERS
-            .iter()
-            .zip(&self.runs)
-            .map(|((n, c), s)| (*n, *c, s))
+        self.runs.iter().map(|(n, s)| (*n, colour(n), s))
     }
 }
 
@@ -159,6 +205,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             tabular: true,
             weighting: Weighting::Identity,
             probes: one.clone(),
+            noise: 0.5,
+            bernoulli: true,
         },
         Setting {
             name: "linear_contextual",
@@ -167,6 +215,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             tabular: false,
             weighting: Weighting::Exp(1.0),
             probes: gaussian_probes,
+            noise: 0.5,
+            bernoulli: false,
         },
         Setting {
             name: "finite_context",
@@ -175,6 +225,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             tabular: false,
             weighting: Weighting::Identity,
             probes: Array2::from_shape_fn((5, 5), |(i, j)| f64::from(u8::from(i == j))),
+            noise: 0.5,
+            bernoulli: false,
         },
         Setting {
             name: "drifting",
@@ -183,14 +235,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             tabular: true,
             weighting: Weighting::Exp(1.0),
             probes: one.clone(),
+            noise: 1.0,
+            bernoulli: false,
         },
     ];
     // Runs: 4 learners on each of 4 bandits, and the sweep's cells.
     let cells = SWEPT.len() * LAMBDAS.len() - 2;
+    // Runs: the learners on each bandit (Bernoulli Thompson sampling on
+    // one), the sweep's cells, and with --schedules 3 objectives × 4
+    // cadences on each bandit.
+    let runs_total = 4 * (LEARNERS.len() - 1) + 1 + cells + usize::from(args.schedules) * 48;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(((16 + cells) * seeds * steps) as u64)
+        ProgressBar::new((runs_total * seeds * steps) as u64)
     };
     bar.set_style(ProgressStyle::with_template(
         "{elapsed_precise} [{bar:40}] {percent:>3}% eta {eta} {msg}",
@@ -206,26 +264,63 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             config,
             tabular: setting.tabular,
         };
-        let runs = match setting.name {
+        let study = args.schedules;
+        let (runs, cadences) = match setting.name {
             "bernoulli" => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(bernoulli_means.clone());
-                play(&runner, &shadow, env, &setting, &tick)?
+                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                (
+                    runs,
+                    if study {
+                        schedules(&runner, env, &setting, &tick)?
+                    } else {
+                        Vec::new()
+                    },
+                )
             }
             "linear_contextual" => {
                 let env =
                     |rng: &mut rand_chacha::ChaCha8Rng| LinearContextual::random(K, 8, 0.5, rng);
-                play(&runner, &shadow, env, &setting, &tick)?
+                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                (
+                    runs,
+                    if study {
+                        schedules(&runner, env, &setting, &tick)?
+                    } else {
+                        Vec::new()
+                    },
+                )
             }
             "finite_context" => {
                 let env = |rng: &mut rand_chacha::ChaCha8Rng| FiniteContext::random(5, K, rng);
-                play(&runner, &shadow, env, &setting, &tick)?
+                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                (
+                    runs,
+                    if study {
+                        schedules(&runner, env, &setting, &tick)?
+                    } else {
+                        Vec::new()
+                    },
+                )
             }
             _ => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Drifting::new(vec![0.0; K], 1.0, 0.01);
-                play(&runner, &shadow, env, &setting, &tick)?
+                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                (
+                    runs,
+                    if study {
+                        schedules(&runner, env, &setting, &tick)?
+                    } else {
+                        Vec::new()
+                    },
+                )
             }
         };
-        outcomes.push(Outcome { setting, runs });
+        outcomes.push(Outcome {
+            setting,
+            runs,
+            schedules: cadences,
+        });
     }
     bar.set_message("[5/5] λ sweep of the refit learners");
     let sweep = lambda_sweep(&runner, &bernoulli_means, &tick)?;
@@ -240,7 +335,25 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "refit-er  ... on Σ r π/μ − ½‖θ‖² (importance-weighted expected return: π* of the history)"
     );
     println!(
-        "w(r) = r for 0/1 rewards, exp(r) for Gaussian ones; μ = logged propensity; KL = KL(π*_surrogate ‖ π)"
+        "eps-greedy  ε-greedy over a per-action ridge model (λ = {RIDGE_LAMBDA}), ε = {EPSILON}"
+    );
+    println!(
+        "linucb      LinUCB (disjoint, Li et al. 2010), α = {UCB_ALPHA}, ties shared (deterministic: no KL)"
+    );
+    println!(
+        "squarecb    SquareCB (Foster & Rakhlin 2020) over the ridge model, γ_t = {SQUARECB_GAMMA0}·t^{SQUARECB_EXPONENT}"
+    );
+    println!(
+        "lints       linear Thompson sampling, v = the bandit's noise sd; propensity by 100 seeded posterior draws"
+    );
+    println!(
+        "beta-ts     Beta(1, 1)–Bernoulli Thompson sampling (0/1 rewards, no contexts); propensity as lints"
+    );
+    println!(
+        "the plain bandits' models see the constant context 1 (per-arm means); w(r) = r for 0/1 rewards, exp(r) for Gaussian ones"
+    );
+    println!(
+        "μ = logged propensity; KL = KL(π*_surrogate ‖ π) of the surrogate refit on the learner's own history"
     );
     println!(
         "{} seeds × {} steps, common random numbers per seed\n",
@@ -250,6 +363,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         print_table(o, steps);
     }
     print_sweep(&sweep, steps);
+    if args.schedules {
+        print_schedules(&outcomes, steps);
+    }
 
     // Errors name the file they are about.
     let named =
@@ -261,6 +377,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         let path = dir.join("lambda_sweep.csv");
         write_sweep(&path, &sweep).map_err(|e| named(&path, &e))?;
+        if args.schedules {
+            let path = dir.join("schedules.csv");
+            write_schedules(&path, &outcomes).map_err(|e| named(&path, &e))?;
+        }
         println!("wrote CSV files to {}", dir.display());
     }
     if let Some(dir) = &args.svg {
@@ -270,6 +390,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         let path = dir.join("lambda_sweep.svg");
         plot_sweep(&path, &sweep).map_err(|e| named(&path, &e))?;
+        if args.schedules {
+            let path = dir.join("schedules.svg");
+            plot_schedules(&path, &outcomes).map_err(|e| named(&path, &e))?;
+        }
         println!("wrote SVG plots to {}", dir.display());
     }
     Ok(())
@@ -281,9 +405,18 @@ fn expected_return<P: Policy<f64>>(
     policy: P,
     lambda: f64,
 ) -> refit::Result<Refit<f64, P, ExpectedReturn<f64, P>>> {
+    expected_return_with(policy, lambda, refit_config(Weighting::Identity).schedule())
+}
+
+/// [`expected_return`] on a given schedule.
+fn expected_return_with<P: Policy<f64>>(
+    policy: P,
+    lambda: f64,
+    schedule: Schedule<f64>,
+) -> refit::Result<Refit<f64, P, ExpectedReturn<f64, P>>> {
     let d = policy.context_dim();
     let obj = ExpectedReturn::new(policy, History::new(d), lambda, Estimator::Ips, None)?.summed();
-    Refit::with_objective(obj, refit_config(Weighting::Identity).schedule())
+    Refit::with_objective(obj, schedule)
 }
 
 /// The progress bar's tick.
@@ -298,14 +431,16 @@ fn watch<'a, L, E>(shadow: &'a Shadow<f64>, tick: Tick<'a>) -> Observe<'a, f64, 
     }
 }
 
-/// Plays the four learners of `LEARNERS` on `env`, each with a shadow.
+/// Plays the learners of `LEARNERS` on `env`: the four of the question and
+/// the baselines, each with a shadow but LinUCB (a deterministic policy:
+/// its KL to π* is that of a point mass).
 fn play<E, ME>(
     runner: &Runner,
     shadow: &Shadow<f64>,
     env: ME,
     s: &Setting,
     tick: Tick<'_>,
-) -> Result<Vec<Summary>, refit::Error>
+) -> Result<Vec<(&'static str, Summary)>, refit::Error>
 where
     E: Environment<f64>,
     ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
@@ -316,37 +451,246 @@ where
         weighting: importance(config.weighting),
         ..config
     };
-    Ok(if s.tabular {
+    let mut out = if s.tabular {
         vec![
-            runner.run_observed(
-                &env,
-                || Incremental::tabular(K, step, Baseline::RunningMean),
-                &watch(shadow, tick),
-            )?,
-            runner.run_observed(&env, || Refit::tabular(K, config), &watch(shadow, tick))?,
-            runner.run_observed(&env, || Refit::tabular(K, iw), &watch(shadow, tick))?,
-            runner.run_observed(
-                &env,
-                || expected_return(Tabular::new(K)?, config.lambda),
-                &watch(shadow, tick),
-            )?,
+            (
+                "online",
+                runner.run_observed(
+                    &env,
+                    || Incremental::tabular(K, step, Baseline::RunningMean),
+                    &watch(shadow, tick),
+                )?,
+            ),
+            (
+                "refit",
+                runner.run_observed(&env, || Refit::tabular(K, config), &watch(shadow, tick))?,
+            ),
+            (
+                "refit-iw",
+                runner.run_observed(&env, || Refit::tabular(K, iw), &watch(shadow, tick))?,
+            ),
+            (
+                "refit-er",
+                runner.run_observed(
+                    &env,
+                    || expected_return(Tabular::new(K)?, config.lambda),
+                    &watch(shadow, tick),
+                )?,
+            ),
         ]
     } else {
         vec![
-            runner.run_observed(
-                &env,
-                || Incremental::linear(K, s.d, step, Baseline::RunningMean),
-                &watch(shadow, tick),
-            )?,
-            runner.run_observed(&env, || Refit::linear(K, s.d, config), &watch(shadow, tick))?,
-            runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(shadow, tick))?,
-            runner.run_observed(
-                &env,
-                || expected_return(LinearSoftmax::new(K, s.d)?, config.lambda),
-                &watch(shadow, tick),
-            )?,
+            (
+                "online",
+                runner.run_observed(
+                    &env,
+                    || Incremental::linear(K, s.d, step, Baseline::RunningMean),
+                    &watch(shadow, tick),
+                )?,
+            ),
+            (
+                "refit",
+                runner.run_observed(
+                    &env,
+                    || Refit::linear(K, s.d, config),
+                    &watch(shadow, tick),
+                )?,
+            ),
+            (
+                "refit-iw",
+                runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(shadow, tick))?,
+            ),
+            (
+                "refit-er",
+                runner.run_observed(
+                    &env,
+                    || expected_return(LinearSoftmax::new(K, s.d)?, config.lambda),
+                    &watch(shadow, tick),
+                )?,
+            ),
         ]
-    })
+    };
+    out.extend(baselines(runner, shadow, &env, s, tick)?);
+    Ok(out)
+}
+
+/// The exploration baselines' hyperparameters (documented in the legend).
+const EPSILON: f64 = 0.1;
+const UCB_ALPHA: f64 = 1.0;
+const SQUARECB_GAMMA0: f64 = 10.0;
+const SQUARECB_EXPONENT: f64 = 0.5;
+const RIDGE_LAMBDA: f64 = 1.0;
+
+/// The baselines on `env`, over the setting's contexts (length 1 for the
+/// plain bandits, whose contexts are the constant 1: per-arm models).
+fn baselines<E, ME>(
+    runner: &Runner,
+    shadow: &Shadow<f64>,
+    env: &ME,
+    s: &Setting,
+    tick: Tick<'_>,
+) -> Result<Vec<(&'static str, Summary)>, refit::Error>
+where
+    E: Environment<f64>,
+    ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
+{
+    let d = s.d;
+    let progress = Observe {
+        shadow: None,
+        finish: None,
+        progress: Some(tick),
+    };
+    let mut out = vec![
+        (
+            "eps-greedy",
+            runner.run_observed(
+                env,
+                || EpsilonGreedy::new(K, d, RIDGE_LAMBDA, EPSILON),
+                &watch(shadow, tick),
+            )?,
+        ),
+        (
+            "linucb",
+            runner.run_observed(
+                env,
+                || LinUcb::new(K, d, RIDGE_LAMBDA, UCB_ALPHA),
+                &progress,
+            )?,
+        ),
+        (
+            "squarecb",
+            runner.run_observed(
+                env,
+                || SquareCb::new(K, d, RIDGE_LAMBDA, SQUARECB_GAMMA0, SQUARECB_EXPONENT),
+                &watch(shadow, tick),
+            )?,
+        ),
+        (
+            "lints",
+            runner.run_observed(
+                env,
+                || LinTs::new(K, d, RIDGE_LAMBDA, s.noise),
+                &watch(shadow, tick),
+            )?,
+        ),
+    ];
+    if s.bernoulli {
+        out.push((
+            "beta-ts",
+            runner.run_observed(env, || BetaThompson::new(K, 1.0, 1.0), &watch(shadow, tick))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// The refit schedules of the `--schedules` study, after "before every
+/// action": every 10 actions, at doubling epochs, and during a warm-up of
+/// the first 100 points only.
+const CADENCES: [(&str, Cadence); 4] = [
+    ("every action", Cadence::Every(1)),
+    ("every 10", Cadence::Every(10)),
+    ("doubling", Cadence::Doubling),
+    ("warm-up 100", Cadence::WarmUp(100)),
+];
+
+/// One cell of the schedules study: a refit objective with a cadence on a
+/// bandit; `finish` holds the refits done per seed.
+struct ScheduleCell {
+    learner: &'static str,
+    cadence: &'static str,
+    summary: Summary,
+}
+
+/// Every refit objective with every cadence on `env`, without a shadow
+/// (the time per step is the learner's), the number of refits per seed as
+/// the finish value.
+fn schedules<E, ME>(
+    runner: &Runner,
+    env: ME,
+    s: &Setting,
+    tick: Tick<'_>,
+) -> Result<Vec<ScheduleCell>, refit::Error>
+where
+    E: Environment<f64>,
+    ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
+{
+    let mut cells = Vec::new();
+    for (cadence_name, cadence) in CADENCES {
+        let config = RefitConfig {
+            cadence,
+            ..refit_config(s.weighting)
+        };
+        let iw = RefitConfig {
+            weighting: importance(s.weighting),
+            ..config
+        };
+        let schedule = config.schedule();
+        let push = |cells: &mut Vec<ScheduleCell>, learner, summary| {
+            cells.push(ScheduleCell {
+                learner,
+                cadence: cadence_name,
+                summary,
+            });
+        };
+        if s.tabular {
+            let count = |l: &mut Refit<f64, Tabular<f64>>, _: &E| Ok(l.refits() as f64);
+            let count_er = |l: &mut Refit<f64, Tabular<f64>, ExpectedReturn<f64, Tabular<f64>>>,
+                            _: &E| Ok(l.refits() as f64);
+            let watch = |f| Observe {
+                shadow: None,
+                finish: Some(f),
+                progress: Some(tick),
+            };
+            push(
+                &mut cells,
+                "refit",
+                runner.run_observed(&env, || Refit::tabular(K, config), &watch(&count))?,
+            );
+            push(
+                &mut cells,
+                "refit-iw",
+                runner.run_observed(&env, || Refit::tabular(K, iw), &watch(&count))?,
+            );
+            let er = || expected_return_with(Tabular::new(K)?, config.lambda, schedule);
+            let obs = Observe {
+                shadow: None,
+                finish: Some(&count_er),
+                progress: Some(tick),
+            };
+            push(&mut cells, "refit-er", runner.run_observed(&env, er, &obs)?);
+        } else {
+            let count = |l: &mut Refit<f64>, _: &E| Ok(l.refits() as f64);
+            let count_er = |l: &mut Refit<
+                f64,
+                LinearSoftmax<f64>,
+                ExpectedReturn<f64, LinearSoftmax<f64>>,
+            >,
+                            _: &E| Ok(l.refits() as f64);
+            let watch = |f| Observe {
+                shadow: None,
+                finish: Some(f),
+                progress: Some(tick),
+            };
+            push(
+                &mut cells,
+                "refit",
+                runner.run_observed(&env, || Refit::linear(K, s.d, config), &watch(&count))?,
+            );
+            push(
+                &mut cells,
+                "refit-iw",
+                runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(&count))?,
+            );
+            let er = || expected_return_with(LinearSoftmax::new(K, s.d)?, config.lambda, schedule);
+            let obs = Observe {
+                shadow: None,
+                finish: Some(&count_er),
+                progress: Some(tick),
+            };
+            push(&mut cells, "refit-er", runner.run_observed(&env, er, &obs)?);
+        }
+    }
+    Ok(cells)
 }
 
 /// The λ of the sweep; 0 selects the closed form (where there is one).
@@ -476,6 +820,7 @@ fn lambda_sweep(
 
 fn print_table(o: &Outcome, steps: usize) {
     let at = &o.runs[1]
+        .1
         .shadow
         .as_ref()
         .map(|s| s.at.clone())
@@ -508,13 +853,16 @@ fn print_table(o: &Outcome, steps: usize) {
             format!("{:.1}", 100.0 * opt),
             format_time(s.cpu_seconds_per_step),
         );
-        if let Some(sh) = &s.shadow {
-            for &c in &cols {
-                print!(
-                    " {:>18}",
-                    format!("{:.2e} ± {:.1e}", sh.kl.mean[c], sh.kl.se[c])
-                );
+        match &s.shadow {
+            Some(sh) => {
+                for &c in &cols {
+                    print!(
+                        " {:>18}",
+                        format!("{:.2e} ± {:.1e}", sh.kl.mean[c], sh.kl.se[c])
+                    );
+                }
             }
+            None => cols.iter().for_each(|_| print!(" {:>18}", "—")),
         }
         println!();
     }
@@ -633,7 +981,7 @@ fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
     root.fill(&WHITE)?;
     let root = root.titled(o.setting.title, ("sans-serif", 20))?;
     let panels = root.split_evenly((1, 3));
-    let steps = o.runs[0].steps();
+    let steps = o.runs[0].1.steps();
     let curves: Vec<(&str, &Summary, RGBColor)> = o.named().map(|(n, c, s)| (n, s, c)).collect();
     let xs: Vec<f64> = (1..=steps).map(|t| t as f64).collect();
 
@@ -872,10 +1220,10 @@ fn plot_sweep(path: &Path, sweep: &[SweepCell]) -> PlotResult {
         .y_desc("% of seeds with > 90% on a suboptimal arm")
         .draw()?;
     let colors = [
-        LEARNERS[1].1,
-        LEARNERS[2].1,
+        colour("refit"),
+        colour("refit-iw"),
         RGBColor(255, 127, 14),
-        LEARNERS[3].1,
+        colour("refit-er"),
     ];
     let width = 0.8 / SWEPT.len() as f64;
     for (j, (learner, color)) in SWEPT.iter().zip(colors).enumerate() {
@@ -918,6 +1266,163 @@ fn plot_sweep(path: &Path, sweep: &[SweepCell]) -> PlotResult {
     Ok(())
 }
 
+/// % optimal action over the last 10% of steps.
+fn optimal_tail(s: &Summary, steps: usize) -> f64 {
+    let tail = (steps / 10).max(1);
+    100.0 * s.optimal.mean[steps - tail..].iter().sum::<f64>() / tail as f64
+}
+
+fn print_schedules(outcomes: &[Outcome], steps: usize) {
+    println!(
+        "How often to refit: each refit objective before every action, every 10 actions, at doubling epochs (n = 1, 2, 4, …) and during a warm-up of 100 points only (no shadow; same streams)"
+    );
+    for o in outcomes {
+        println!("{}", o.setting.title);
+        println!(
+            "  {:<9} {:<13} {:>22} {:>10} {:>16} {:>12}",
+            "learner", "schedule", "cum. regret at T", "% optimal", "refits per run", "time/step"
+        );
+        for c in &o.schedules {
+            let s = &c.summary;
+            let t = steps - 1;
+            let (refits, refits_se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
+            println!(
+                "  {:<9} {:<13} {:>22} {:>10} {:>16} {:>12}",
+                c.learner,
+                c.cadence,
+                format!(
+                    "{:.2} ± {:.2}",
+                    s.cumulative_regret.mean[t], s.cumulative_regret.se[t]
+                ),
+                format!("{:.1}", optimal_tail(s, steps)),
+                if refits_se > 0.0 {
+                    format!("{refits:.1} ± {refits_se:.1}")
+                } else {
+                    format!("{refits:.0}")
+                },
+                format_time(s.cpu_seconds_per_step),
+            );
+        }
+        println!();
+    }
+}
+
+fn write_schedules(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
+    let mut w = BufWriter::new(File::create(path)?);
+    writeln!(
+        w,
+        "bandit,learner,schedule,cumulative_regret_mean,cumulative_regret_se,optimal_last_tenth,refits_mean,refits_se,seconds_per_step"
+    )?;
+    for o in outcomes {
+        for c in &o.schedules {
+            let s = &c.summary;
+            let t = s.steps() - 1;
+            let (refits, refits_se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{refits},{refits_se},{}",
+                o.setting.name,
+                c.learner,
+                c.cadence,
+                s.cumulative_regret.mean[t],
+                s.cumulative_regret.se[t],
+                optimal_tail(s, s.steps()) / 100.0,
+                s.cpu_seconds_per_step
+            )?;
+        }
+    }
+    w.flush()
+}
+
+/// One panel per bandit: cumulative regret at T (± standard error) of
+/// each refit objective under each schedule.
+fn plot_schedules(path: &Path, outcomes: &[Outcome]) -> PlotResult {
+    let root = SVGBackend::new(path, (1400, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(
+        "how often to refit: cumulative regret at T (± SE) by schedule",
+        ("sans-serif", 18),
+    )?;
+    let panels = root.split_evenly((1, outcomes.len().max(1)));
+    let learners = ["refit", "refit-iw", "refit-er"];
+    for (panel, o) in panels.iter().zip(outcomes) {
+        let ymax = o
+            .schedules
+            .iter()
+            .map(|c| {
+                let s = &c.summary;
+                let t = s.steps() - 1;
+                s.cumulative_regret.mean[t] + s.cumulative_regret.se[t]
+            })
+            .fold(1.0f64, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(o.setting.name, ("sans-serif", 14))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(-0.5..(CADENCES.len() as f64 - 0.5), 0.0..ymax)?;
+        chart
+            .configure_mesh()
+            .x_labels(CADENCES.len())
+            .x_label_formatter(&|v| {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 {
+                    CADENCES
+                        .get(i as usize)
+                        .map_or(String::new(), |c| c.0.to_string())
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("cum. regret at T")
+            .draw()?;
+        for (j, learner) in learners.iter().enumerate() {
+            let color = colour(learner);
+            let offset = (j as f64 - 1.0) * 0.15;
+            let points: Vec<(f64, f64, f64)> = CADENCES
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (name, _))| {
+                    o.schedules
+                        .iter()
+                        .find(|c| c.learner == *learner && c.cadence == *name)
+                        .map(|c| {
+                            let s = &c.summary;
+                            let t = s.steps() - 1;
+                            (
+                                i as f64 + offset,
+                                s.cumulative_regret.mean[t],
+                                s.cumulative_regret.se[t],
+                            )
+                        })
+                })
+                .collect();
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&(x, m, _)| Circle::new((x, m), 4, color.filled())),
+                )?
+                .label(*learner)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            chart.draw_series(points.iter().map(|&(x, m, se)| {
+                PathElement::new(
+                    vec![(x, (m - se).max(0.0)), (x, m + se)],
+                    color.stroke_width(2),
+                )
+            }))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -925,10 +1430,25 @@ mod tests {
     #[test]
     fn defaults_and_flags() {
         let a = Args::try_parse_from(["x"]).expect("defaults");
-        assert_eq!((a.seeds, a.steps, a.quiet), (32, 1000, false));
-        let a = Args::try_parse_from(["x", "--seeds", "3", "--steps=100", "--csv", "d", "--quiet"])
-            .expect("flags");
-        assert_eq!((a.seeds, a.steps, a.quiet), (3, 100, true));
+        assert_eq!(
+            (a.seeds, a.steps, a.quiet, a.schedules),
+            (32, 1000, false, false)
+        );
+        let a = Args::try_parse_from([
+            "x",
+            "--seeds",
+            "3",
+            "--steps=100",
+            "--csv",
+            "d",
+            "--quiet",
+            "--schedules",
+        ])
+        .expect("flags");
+        assert_eq!(
+            (a.seeds, a.steps, a.quiet, a.schedules),
+            (3, 100, true, true)
+        );
         assert_eq!(a.csv, Some(PathBuf::from("d")));
     }
 
