@@ -56,7 +56,7 @@ struct Header<'a> {
 }
 
 /// 64-bit FNV-1a.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -144,6 +144,17 @@ where
 /// Writes `bytes` to `path` through a temporary file in the same directory,
 /// `fsync` and a rename.
 pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, bytes, |_| {})
+}
+
+/// [`write_atomically`], calling `halfway` with `path` once half of the
+/// bytes are in the temporary file (a sweep's hook: a process stopped there
+/// leaves `path` as it was).
+pub(crate) fn write_atomically_with(
+    path: &std::path::Path,
+    bytes: &[u8],
+    halfway: impl FnOnce(&std::path::Path),
+) -> Result<()> {
     use std::io::Write;
     let err = |e: std::io::Error| Error::File {
         path: path.display().to_string(),
@@ -159,7 +170,11 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(
     let tmp = path.with_file_name(tmp_name);
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let (first, rest) = bytes.split_at(bytes.len() / 2);
+        f.write_all(first)?;
+        f.flush()?;
+        halfway(path);
+        f.write_all(rest)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         // The rename itself is durable once the directory is synced.

@@ -111,6 +111,8 @@ pub mod real;
 pub mod run;
 pub mod session;
 pub mod solve;
+#[cfg(feature = "serde")]
+pub mod sweep;
 
 pub use error::{CheckpointProblem, Error, Result};
 

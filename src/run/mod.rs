@@ -30,7 +30,8 @@ mod stats;
 mod streams;
 mod summary;
 
-pub use runner::{Runner, env_fn};
+pub use runner::{Runner, SeedResult, env_fn};
+pub(crate) use runner::{SeedState, play_recorded};
 pub use session::Session;
 pub use shadow::{Observe, Shadow};
 pub use stats::{Series, kl_divergence};

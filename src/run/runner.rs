@@ -125,6 +125,11 @@ impl Runner {
         self
     }
 
+    /// Whether seeds run in parallel ([`Runner::parallel`]).
+    pub fn is_parallel(&self) -> bool {
+        self.parallel
+    }
+
     /// Number of steps per seed.
     pub fn steps(&self) -> usize {
         self.steps
@@ -191,6 +196,123 @@ impl Runner {
         let total = play_tree(&groups, self.parallel, &play_group)?;
         let at = observe.shadow.map(|s| s.at.clone());
         Ok(total.finish(at, observe.finish.is_some()))
+    }
+
+    /// Plays seed `seed` alone and returns what it produced, for a run
+    /// whose seeds are spread over processes or machines: the results of
+    /// all the seeds of this runner, given to [`Runner::summarize`], give
+    /// the summary of [`Runner::run_observed`] bit for bit.
+    ///
+    /// # Errors
+    /// As [`Runner::run_observed`].
+    pub fn run_seed<F, E, L, ME, ML>(
+        &self,
+        seed: u64,
+        make_env: ME,
+        make_learner: ML,
+        observe: &Observe<'_, F, L, E>,
+    ) -> Result<SeedResult>
+    where
+        F: Real,
+        E: Environment<F>,
+        L: Learner<F>,
+        ME: Fn(&mut ChaCha8Rng) -> Result<E>,
+        ML: Fn() -> Result<L>,
+    {
+        let mut result = SeedResult::with_capacity(seed, self.steps)?;
+        let mut state = SeedState::new(seed, self.steps, &make_env, &make_learner, observe)?;
+        play_recorded(
+            &mut state,
+            &mut result,
+            self.steps,
+            observe,
+            self.steps,
+            |_, _| Ok(()),
+        )?;
+        Ok(result)
+    }
+
+    /// The summary of the results of every seed of this runner, in any
+    /// order: the same reduction as [`Runner::run_observed`] (the seed
+    /// groups and their merge tree depend on the number of seeds alone),
+    /// so the same [`Summary`] bit for bit. `shadow_at` are the shadow's
+    /// steps, if the run had one; `has_finish` whether it had a finish
+    /// value.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if a seed of the runner has no result or
+    /// two, a result belongs to no seed of the runner, or a result's
+    /// length, shadow or finish value does not fit the run.
+    pub fn summarize(
+        &self,
+        results: &[SeedResult],
+        shadow_at: Option<Vec<usize>>,
+        has_finish: bool,
+    ) -> Result<Summary> {
+        let shadow_len = shadow_at.as_ref().map_or(0, Vec::len);
+        let bad = |what: &'static str, seed: u64| Error::InvalidParameter {
+            name: "seed results",
+            value: seed as f64,
+            expected: what,
+        };
+        let mut by_seed = std::collections::HashMap::with_capacity(results.len());
+        for r in results {
+            r.check()?;
+            if r.steps() != self.steps {
+                return Err(bad("as many steps as the run", r.seed));
+            }
+            if r.shadow.len() != shadow_len {
+                return Err(bad("as many shadow comparisons as the run", r.seed));
+            }
+            if r.finish.is_some() != has_finish {
+                return Err(bad("a finish value where the run has one", r.seed));
+            }
+            if by_seed.insert(r.seed, r).is_some() {
+                return Err(bad("one result per seed", r.seed));
+            }
+        }
+        for &seed in &self.seeds {
+            if !by_seed.contains_key(&seed) {
+                return Err(bad("a result for every seed of the run", seed));
+            }
+        }
+        if by_seed.len() != self.seeds.len() {
+            let stray = results
+                .iter()
+                .find(|r| !self.seeds.contains(&r.seed))
+                .map_or(0, |r| r.seed);
+            return Err(bad("only seeds of the run", stray));
+        }
+        let groups = split(&self.seeds);
+        let play_group = |seeds: &&[u64]| -> Result<Accumulator> {
+            let mut acc = Accumulator::new(self.steps, shadow_len)?;
+            for seed in seeds.iter() {
+                let Some(r) = by_seed.get(seed) else {
+                    return Err(bad("a result for every seed of the run", *seed));
+                };
+                acc.begin_seed();
+                for t in 0..self.steps {
+                    acc.push(Record::Step(
+                        t,
+                        Step {
+                            action: 0,
+                            propensity: 1.0,
+                            reward: r.reward[t],
+                            regret: r.regret[t],
+                            optimal: r.optimal[t],
+                        },
+                    ));
+                }
+                for (i, &v) in r.shadow.iter().enumerate() {
+                    acc.push(Record::Shadow(i, v));
+                }
+                acc.cpu_seconds += r.cpu_seconds;
+                acc.push_finish(r.finish);
+            }
+            Ok(acc)
+        };
+        let total = play_tree(&groups, false, &play_group)?;
+        Ok(total.finish(shadow_at, has_finish))
     }
 
     /// Plays one seed and returns every step.
@@ -301,6 +423,154 @@ enum Record {
     Shadow(usize, [f64; 3]),
 }
 
+/// One seed in play: the session, the shadow's learner and the next
+/// shadow comparison. It can stop after any step and go on later (and,
+/// with feature `serde`, be saved in between: [`crate::sweep`]).
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(
+        bound = "F: Real + serde::Serialize + serde::de::DeserializeOwned, E: serde::Serialize + serde::de::DeserializeOwned, L: serde::Serialize + serde::de::DeserializeOwned"
+    )
+)]
+pub(crate) struct SeedState<F: Real, E, L> {
+    pub(crate) session: Session<F, E, L>,
+    shadow: Option<ShadowLearner<F>>,
+    next_probe: usize,
+}
+
+impl<F: Real, E: Environment<F>, L: Learner<F>> SeedState<F, E, L> {
+    /// Seed `seed` before its first step.
+    pub(crate) fn new<ME, ML>(
+        seed: u64,
+        steps: usize,
+        make_env: &ME,
+        make_learner: &ML,
+        observe: &Observe<'_, F, L, E>,
+    ) -> Result<Self>
+    where
+        ME: Fn(&mut ChaCha8Rng) -> Result<E>,
+        ML: Fn() -> Result<L>,
+    {
+        let fail = |e: Error| Error::Run {
+            seed,
+            step: 0,
+            source: Box::new(e),
+        };
+        let session = Session::new(seed, make_env, make_learner).map_err(fail)?;
+        let (k, d) = (session.env().num_actions(), session.env().context_dim());
+        let shadow = match observe.shadow {
+            Some(sh) => {
+                sh.check(steps, d).map_err(fail)?;
+                Some(ShadowLearner::new(sh, k, d).map_err(fail)?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            session,
+            shadow,
+            next_probe: 0,
+        })
+    }
+
+    /// Steps played.
+    pub(crate) fn steps_done(&self) -> usize {
+        self.session.steps_done()
+    }
+
+    /// Plays steps until `until` of the run's `steps` are done, reporting
+    /// every step (and every shadow comparison) to `on_record`.
+    fn advance(
+        &mut self,
+        steps: usize,
+        until: usize,
+        observe: &Observe<'_, F, L, E>,
+        mut on_record: impl FnMut(Record),
+    ) -> Result<()> {
+        let seed = self.session.seed();
+        let fail = |step: usize| {
+            move |e: Error| Error::Run {
+                seed,
+                step,
+                source: Box::new(e),
+            }
+        };
+        let (k, d) = (
+            self.session.env().num_actions(),
+            self.session.env().context_dim(),
+        );
+        let mut mu = vec![F::zero(); k];
+        let (mut p, mut p_star) = (vec![F::zero(); k], vec![F::zero(); k]);
+        let mut probe = vec![F::zero(); d];
+        for t in self.session.steps_done()..until.min(steps) {
+            let step = self.session.step().map_err(fail(t + 1))?;
+            if let Some(shadow_learner) = &mut self.shadow {
+                // Step holds the reward and propensity as f64, exactly.
+                shadow_learner
+                    .learn(
+                        self.session.context(),
+                        step.action,
+                        F::c(step.reward),
+                        F::c(step.propensity),
+                    )
+                    .map_err(fail(t + 1))?;
+            }
+            on_record(Record::Step(t, step));
+            if let Some(report) = observe.progress {
+                if (t + 1) % PROGRESS_EVERY == 0 {
+                    report(PROGRESS_EVERY);
+                } else if t + 1 == steps {
+                    report(steps % PROGRESS_EVERY);
+                }
+            }
+            if let (Some(sh), Some(shadow_learner)) = (observe.shadow, &mut self.shadow) {
+                if sh.at.get(self.next_probe) == Some(&(t + 1)) {
+                    let mut sums = [0.0; 3];
+                    for row in sh.probes.rows() {
+                        probe.iter_mut().zip(row.iter()).for_each(|(a, b)| *a = *b);
+                        let session = &mut self.session;
+                        (|| -> Result<()> {
+                            shadow_learner.policy_into(&probe, &mut p_star)?;
+                            session.learner_mut().policy_into(&probe, &mut p)?;
+                            session.env().expected_rewards_at(&probe, &mut mu)?;
+                            Ok(())
+                        })()
+                        .map_err(fail(t + 1))?;
+                        let best = mu.iter().fold(F::neg_infinity(), |m, &v| m.max(v)).f64();
+                        let value = |q: &[F]| -> f64 {
+                            q.iter().zip(&mu).map(|(a, b)| a.f64() * b.f64()).sum()
+                        };
+                        sums[0] += kl_divergence(&p_star, &p);
+                        sums[1] += best - value(&p);
+                        sums[2] += best - value(&p_star);
+                    }
+                    let n = sh.probes.nrows() as f64;
+                    on_record(Record::Shadow(self.next_probe, sums.map(|v| v / n)));
+                    self.next_probe += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `observe.finish`, if any, after the last step.
+    fn finish(&mut self, steps: usize, observe: &Observe<'_, F, L, E>) -> Result<Option<f64>> {
+        let seed = self.session.seed();
+        match observe.finish {
+            Some(f) => {
+                let (learner, env) = self.session.learner_and_env();
+                f(learner, env).map(Some).map_err(|e| Error::Run {
+                    seed,
+                    step: steps,
+                    source: Box::new(e),
+                })
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 /// Plays one seed, reporting every step (and every shadow comparison) to
 /// `on_record`; returns the value of `observe.finish`, if any.
 fn play<F, E, L, ME, ML>(
@@ -309,7 +579,7 @@ fn play<F, E, L, ME, ML>(
     make_env: &ME,
     make_learner: &ML,
     observe: &Observe<'_, F, L, E>,
-    mut on_record: impl FnMut(Record),
+    on_record: impl FnMut(Record),
 ) -> Result<Option<f64>>
 where
     F: Real,
@@ -318,79 +588,125 @@ where
     ME: Fn(&mut ChaCha8Rng) -> Result<E>,
     ML: Fn() -> Result<L>,
 {
-    let fail = |step: usize| {
-        move |e: Error| Error::Run {
+    let mut state = SeedState::new(seed, steps, make_env, make_learner, observe)?;
+    state.advance(steps, steps, observe, on_record)?;
+    state.finish(steps, observe)
+}
+
+/// What one seed of a run produced, per step and at the end: the data the
+/// runner's statistics are reduced from. [`Runner::summarize`] turns the
+/// results of all the seeds, gathered from anywhere in any order, into the
+/// same [`Summary`] bit for bit as [`Runner::run_observed`].
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SeedResult {
+    /// The seed.
+    pub seed: u64,
+    /// Reward of each step.
+    pub reward: Vec<f64>,
+    /// Expected regret of each step.
+    pub regret: Vec<f64>,
+    /// Whether each step's action was optimal.
+    pub optimal: Vec<bool>,
+    /// Each shadow comparison: [KL, regret of the learner, regret of the
+    /// shadow's optimum], averaged over the probes.
+    pub shadow: Vec<[f64; 3]>,
+    /// The value of [`Observe::finish`], when one was given.
+    pub finish: Option<f64>,
+    /// Seconds the seed took on its thread (not part of the statistics).
+    pub cpu_seconds: f64,
+}
+
+impl SeedResult {
+    /// An empty result of seed `seed`, with room for `steps` steps.
+    pub(crate) fn with_capacity(seed: u64, steps: usize) -> Result<Self> {
+        let mut r = Self {
             seed,
-            step,
-            source: Box::new(e),
-        }
-    };
-    let mut session = Session::new(seed, make_env, make_learner).map_err(fail(0))?;
-    let (k, d) = (session.env().num_actions(), session.env().context_dim());
-    let mut shadow = match observe.shadow {
-        Some(sh) => {
-            sh.check(steps, d).map_err(fail(0))?;
-            let learner = ShadowLearner::new(sh, k, d).map_err(fail(0))?;
-            Some((sh, learner, 0usize))
-        }
-        None => None,
-    };
-    let mut mu = vec![F::zero(); k];
-    let (mut p, mut p_star) = (vec![F::zero(); k], vec![F::zero(); k]);
-    for t in 0..steps {
-        let step = session.step().map_err(fail(t + 1))?;
-        if let Some((_, shadow_learner, _)) = &mut shadow {
-            // Step holds the reward and propensity as f64, exactly.
-            shadow_learner
-                .learn(
-                    session.context(),
-                    step.action,
-                    F::c(step.reward),
-                    F::c(step.propensity),
-                )
-                .map_err(fail(t + 1))?;
-        }
-        on_record(Record::Step(t, step));
-        if let Some(report) = observe.progress {
-            if (t + 1) % PROGRESS_EVERY == 0 {
-                report(PROGRESS_EVERY);
-            } else if t + 1 == steps {
-                report(steps % PROGRESS_EVERY);
+            reward: Vec::new(),
+            regret: Vec::new(),
+            optimal: Vec::new(),
+            shadow: Vec::new(),
+            finish: None,
+            cpu_seconds: 0.0,
+        };
+        crate::limits::try_reserve(&mut r.reward, steps, "steps")?;
+        crate::limits::try_reserve(&mut r.regret, steps, "steps")?;
+        crate::limits::try_reserve(&mut r.optimal, steps, "steps")?;
+        Ok(r)
+    }
+
+    fn record(&mut self, rec: Record) {
+        match rec {
+            Record::Step(_, s) => {
+                self.reward.push(s.reward);
+                self.regret.push(s.regret);
+                self.optimal.push(s.optimal);
             }
-        }
-        if let Some((sh, shadow_learner, next)) = &mut shadow {
-            if sh.at.get(*next) == Some(&(t + 1)) {
-                let mut sums = [0.0; 3];
-                for probe in sh.probes.rows() {
-                    let probe: Vec<F> = probe.iter().copied().collect();
-                    (|| -> Result<()> {
-                        shadow_learner.policy_into(&probe, &mut p_star)?;
-                        session.learner_mut().policy_into(&probe, &mut p)?;
-                        session.env().expected_rewards_at(&probe, &mut mu)?;
-                        Ok(())
-                    })()
-                    .map_err(fail(t + 1))?;
-                    let best = mu.iter().fold(F::neg_infinity(), |m, &v| m.max(v)).f64();
-                    let value = |q: &[F]| -> f64 {
-                        q.iter().zip(&mu).map(|(a, b)| a.f64() * b.f64()).sum()
-                    };
-                    sums[0] += kl_divergence(&p_star, &p);
-                    sums[1] += best - value(&p);
-                    sums[2] += best - value(&p_star);
-                }
-                let n = sh.probes.nrows() as f64;
-                on_record(Record::Shadow(*next, sums.map(|v| v / n)));
-                *next += 1;
-            }
+            Record::Shadow(_, v) => self.shadow.push(v),
         }
     }
-    match observe.finish {
-        Some(f) => {
-            let (learner, env) = session.learner_and_env();
-            f(learner, env).map(Some).map_err(fail(steps))
-        }
-        None => Ok(None),
+
+    /// Number of steps recorded.
+    pub fn steps(&self) -> usize {
+        self.reward.len()
     }
+
+    /// Checks the result's own consistency (equal lengths, finite values).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming what does not fit.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: &'static str| Error::InvalidParameter {
+            name: "seed result",
+            value: self.seed as f64,
+            expected: what,
+        };
+        if self.regret.len() != self.reward.len() || self.optimal.len() != self.reward.len() {
+            return Err(bad("per-step traces of one length"));
+        }
+        let finite = self
+            .reward
+            .iter()
+            .chain(&self.regret)
+            .all(|v| v.is_finite())
+            && self.shadow.iter().flatten().all(|v| v.is_finite())
+            && self.finish.is_none_or(f64::is_finite);
+        if !finite {
+            return Err(bad("finite values"));
+        }
+        Ok(())
+    }
+}
+
+/// A seed played and recorded, with an optional autosave: `save` is called
+/// with the state after every `every` steps (and may fail the run).
+pub(crate) fn play_recorded<F, E, L>(
+    state: &mut SeedState<F, E, L>,
+    result: &mut SeedResult,
+    steps: usize,
+    observe: &Observe<'_, F, L, E>,
+    every: usize,
+    mut save: impl FnMut(&SeedState<F, E, L>, &SeedResult) -> Result<()>,
+) -> Result<()>
+where
+    F: Real,
+    E: Environment<F>,
+    L: Learner<F>,
+{
+    let every = every.max(1);
+    while state.steps_done() < steps {
+        let next = (state.steps_done() / every + 1) * every;
+        let started = std::time::Instant::now();
+        state.advance(steps, next, observe, |rec| result.record(rec))?;
+        result.cpu_seconds += started.elapsed().as_secs_f64();
+        if state.steps_done() < steps {
+            save(state, result)?;
+        }
+    }
+    let started = std::time::Instant::now();
+    result.finish = state.finish(steps, observe)?;
+    result.cpu_seconds += started.elapsed().as_secs_f64();
+    Ok(())
 }
 
 /// Per-step (and per shadow step) accumulators over the seeds of a group.

@@ -99,6 +99,11 @@ impl<F, L, E> std::fmt::Debug for Observe<'_, F, L, E> {
 
 /// The shadow's own refit learner: tabular or linear, as the shadow asks.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound = "F: Real + serde::Serialize + serde::de::DeserializeOwned")
+)]
 pub(crate) enum ShadowLearner<F: Real> {
     Tabular(Refit<F, Tabular<F>>),
     Linear(Refit<F>),
