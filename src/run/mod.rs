@@ -31,6 +31,7 @@ mod streams;
 mod summary;
 
 pub use runner::{Runner, SeedResult, env_fn};
+#[cfg(feature = "serde")]
 pub(crate) use runner::{SeedState, play_recorded};
 pub use session::Session;
 pub use shadow::{Observe, Shadow};
