@@ -39,8 +39,7 @@
 //! bar; the bar is hidden anyway when stderr is not a terminal). `--help`
 //! lists them.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,6 +58,10 @@ use refit::learner::{
 use refit::objective::{Estimator, ExpectedReturn, Weighting};
 use refit::policy::{LinearSoftmax, Policy, Tabular};
 use refit::run::{Observe, Runner, Shadow, Summary};
+
+#[path = "common/exec.rs"]
+mod exec;
+use exec::{Exec, Saveable, SweepArgs};
 
 const K: usize = 10;
 const ALPHA: f64 = 0.1;
@@ -87,6 +90,8 @@ struct Args {
     /// default run's time)
     #[arg(long)]
     schedules: bool,
+    #[command(flatten)]
+    sweep: SweepArgs,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +168,25 @@ impl Outcome {
     }
 }
 
+/// The sweep cell of `learner` on the setting's bandit.
+fn cell(s: &Setting, learner: &str) -> String {
+    format!("{}.{learner}", s.name)
+}
+
+/// The sweep cell of `learner` with a refit schedule on the setting's bandit.
+fn schedule_cell(s: &Setting, learner: &str, cadence: &str) -> String {
+    format!(
+        "schedule.{}.{learner}.{}",
+        s.name,
+        cadence.replace(' ', "-")
+    )
+}
+
+/// The sweep cell of a λ-sweep learner.
+fn sweep_cell(learner: &str, lambda: f64) -> String {
+    format!("lambda-sweep.{learner}.lambda={lambda:e}")
+}
+
 /// The importance-weighted form of a weighting: w(r)/μ.
 fn importance(w: Weighting<f64>) -> Weighting<f64> {
     match w {
@@ -185,7 +209,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     }
     let (seeds, steps) = (usize::try_from(args.seeds)?, usize::try_from(args.steps)?);
-    let runner = Runner::new(steps, seeds)?;
+    let identity = vec![
+        format!("seeds={seeds}"),
+        format!("steps={steps}"),
+        format!("schedules={}", args.schedules),
+    ];
+    let exec = Exec::new(
+        Runner::new(steps, seeds)?,
+        &args.sweep,
+        "online_vs_refit",
+        identity,
+    )?;
+    if let Some(what) = exec.describe() {
+        eprintln!("{what}");
+    }
     let at = Shadow::<f64>::log_spaced(steps, 8);
     let one = Array2::from_elem((1, 1), 1.0);
     // Probe contexts of the linear contextual bandit: 32 fixed N(0, I) draws.
@@ -248,7 +285,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new((runs_total * seeds * steps) as u64)
+        ProgressBar::new(((runs_total * seeds * steps) as f64 * exec.share()) as u64)
     };
     bar.set_style(ProgressStyle::with_template(
         "{elapsed_precise} [{bar:40}] {percent:>3}% eta {eta} {msg}",
@@ -268,11 +305,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let (runs, cadences) = match setting.name {
             "bernoulli" => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Bernoulli::new(bernoulli_means.clone());
-                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                let runs = play(&exec, &shadow, env, &setting, &tick)?;
                 (
                     runs,
                     if study {
-                        schedules(&runner, env, &setting, &tick)?
+                        schedules(&exec, env, &setting, &tick)?
                     } else {
                         Vec::new()
                     },
@@ -281,11 +318,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "linear_contextual" => {
                 let env =
                     |rng: &mut rand_chacha::ChaCha8Rng| LinearContextual::random(K, 8, 0.5, rng);
-                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                let runs = play(&exec, &shadow, env, &setting, &tick)?;
                 (
                     runs,
                     if study {
-                        schedules(&runner, env, &setting, &tick)?
+                        schedules(&exec, env, &setting, &tick)?
                     } else {
                         Vec::new()
                     },
@@ -293,11 +330,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
             "finite_context" => {
                 let env = |rng: &mut rand_chacha::ChaCha8Rng| FiniteContext::random(5, K, rng);
-                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                let runs = play(&exec, &shadow, env, &setting, &tick)?;
                 (
                     runs,
                     if study {
-                        schedules(&runner, env, &setting, &tick)?
+                        schedules(&exec, env, &setting, &tick)?
                     } else {
                         Vec::new()
                     },
@@ -305,11 +342,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => {
                 let env = |_: &mut rand_chacha::ChaCha8Rng| Drifting::new(vec![0.0; K], 1.0, 0.01);
-                let runs = play(&runner, &shadow, env, &setting, &tick)?;
+                let runs = play(&exec, &shadow, env, &setting, &tick)?;
                 (
                     runs,
                     if study {
-                        schedules(&runner, env, &setting, &tick)?
+                        schedules(&exec, env, &setting, &tick)?
                     } else {
                         Vec::new()
                     },
@@ -323,8 +360,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     bar.set_message("[5/5] λ sweep of the refit learners");
-    let sweep = lambda_sweep(&runner, &bernoulli_means, &tick)?;
+    let sweep = lambda_sweep(&exec, &bernoulli_means, &tick)?;
     bar.finish_and_clear();
+    if !exec.reports() {
+        // One shard of several: its seeds are in the directory; the merge
+        // prints and writes.
+        eprintln!("done; merge with --merge DIR once every shard has finished");
+        return Ok(());
+    }
 
     println!("online    REINFORCE, α = {ALPHA}, running-mean baseline, one step per interaction");
     println!(
@@ -435,14 +478,14 @@ fn watch<'a, L, E>(shadow: &'a Shadow<f64>, tick: Tick<'a>) -> Observe<'a, f64, 
 /// the baselines, each with a shadow but LinUCB (a deterministic policy:
 /// its KL to π* is that of a point mass).
 fn play<E, ME>(
-    runner: &Runner,
+    exec: &Exec,
     shadow: &Shadow<f64>,
     env: ME,
     s: &Setting,
     tick: Tick<'_>,
 ) -> Result<Vec<(&'static str, Summary)>, refit::Error>
 where
-    E: Environment<f64>,
+    E: Environment<f64> + Saveable,
     ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
 {
     let step = StepSize::Constant(ALPHA);
@@ -455,7 +498,8 @@ where
         vec![
             (
                 "online",
-                runner.run_observed(
+                exec.run(
+                    &cell(s, "online"),
                     &env,
                     || Incremental::tabular(K, step, Baseline::RunningMean),
                     &watch(shadow, tick),
@@ -463,15 +507,26 @@ where
             ),
             (
                 "refit",
-                runner.run_observed(&env, || Refit::tabular(K, config), &watch(shadow, tick))?,
+                exec.run(
+                    &cell(s, "refit"),
+                    &env,
+                    || Refit::tabular(K, config),
+                    &watch(shadow, tick),
+                )?,
             ),
             (
                 "refit-iw",
-                runner.run_observed(&env, || Refit::tabular(K, iw), &watch(shadow, tick))?,
+                exec.run(
+                    &cell(s, "refit-iw"),
+                    &env,
+                    || Refit::tabular(K, iw),
+                    &watch(shadow, tick),
+                )?,
             ),
             (
                 "refit-er",
-                runner.run_observed(
+                exec.run(
+                    &cell(s, "refit-er"),
                     &env,
                     || expected_return(Tabular::new(K)?, config.lambda),
                     &watch(shadow, tick),
@@ -482,7 +537,8 @@ where
         vec![
             (
                 "online",
-                runner.run_observed(
+                exec.run(
+                    &cell(s, "online"),
                     &env,
                     || Incremental::linear(K, s.d, step, Baseline::RunningMean),
                     &watch(shadow, tick),
@@ -490,7 +546,8 @@ where
             ),
             (
                 "refit",
-                runner.run_observed(
+                exec.run(
+                    &cell(s, "refit"),
                     &env,
                     || Refit::linear(K, s.d, config),
                     &watch(shadow, tick),
@@ -498,11 +555,17 @@ where
             ),
             (
                 "refit-iw",
-                runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(shadow, tick))?,
+                exec.run(
+                    &cell(s, "refit-iw"),
+                    &env,
+                    || Refit::linear(K, s.d, iw),
+                    &watch(shadow, tick),
+                )?,
             ),
             (
                 "refit-er",
-                runner.run_observed(
+                exec.run(
+                    &cell(s, "refit-er"),
                     &env,
                     || expected_return(LinearSoftmax::new(K, s.d)?, config.lambda),
                     &watch(shadow, tick),
@@ -510,7 +573,7 @@ where
             ),
         ]
     };
-    out.extend(baselines(runner, shadow, &env, s, tick)?);
+    out.extend(baselines(exec, shadow, &env, s, tick)?);
     Ok(out)
 }
 
@@ -524,14 +587,14 @@ const RIDGE_LAMBDA: f64 = 1.0;
 /// The baselines on `env`, over the setting's contexts (length 1 for the
 /// plain bandits, whose contexts are the constant 1: per-arm models).
 fn baselines<E, ME>(
-    runner: &Runner,
+    exec: &Exec,
     shadow: &Shadow<f64>,
     env: &ME,
     s: &Setting,
     tick: Tick<'_>,
 ) -> Result<Vec<(&'static str, Summary)>, refit::Error>
 where
-    E: Environment<f64>,
+    E: Environment<f64> + Saveable,
     ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
 {
     let d = s.d;
@@ -543,7 +606,8 @@ where
     let mut out = vec![
         (
             "eps-greedy",
-            runner.run_observed(
+            exec.run(
+                &cell(s, "eps-greedy"),
                 env,
                 || EpsilonGreedy::new(K, d, RIDGE_LAMBDA, EPSILON),
                 &watch(shadow, tick),
@@ -551,7 +615,8 @@ where
         ),
         (
             "linucb",
-            runner.run_observed(
+            exec.run(
+                &cell(s, "linucb"),
                 env,
                 || LinUcb::new(K, d, RIDGE_LAMBDA, UCB_ALPHA),
                 &progress,
@@ -559,7 +624,8 @@ where
         ),
         (
             "squarecb",
-            runner.run_observed(
+            exec.run(
+                &cell(s, "squarecb"),
                 env,
                 || SquareCb::new(K, d, RIDGE_LAMBDA, SQUARECB_GAMMA0, SQUARECB_EXPONENT),
                 &watch(shadow, tick),
@@ -567,7 +633,8 @@ where
         ),
         (
             "lints",
-            runner.run_observed(
+            exec.run(
+                &cell(s, "lints"),
                 env,
                 || LinTs::new(K, d, RIDGE_LAMBDA, s.noise),
                 &watch(shadow, tick),
@@ -577,7 +644,12 @@ where
     if s.bernoulli {
         out.push((
             "beta-ts",
-            runner.run_observed(env, || BetaThompson::new(K, 1.0, 1.0), &watch(shadow, tick))?,
+            exec.run(
+                &cell(s, "beta-ts"),
+                env,
+                || BetaThompson::new(K, 1.0, 1.0),
+                &watch(shadow, tick),
+            )?,
         ));
     }
     Ok(out)
@@ -605,13 +677,13 @@ struct ScheduleCell {
 /// (the time per step is the learner's), the number of refits per seed as
 /// the finish value.
 fn schedules<E, ME>(
-    runner: &Runner,
+    exec: &Exec,
     env: ME,
     s: &Setting,
     tick: Tick<'_>,
 ) -> Result<Vec<ScheduleCell>, refit::Error>
 where
-    E: Environment<f64>,
+    E: Environment<f64> + Saveable,
     ME: Fn(&mut rand_chacha::ChaCha8Rng) -> refit::Result<E> + Sync,
 {
     let mut cells = Vec::new();
@@ -644,12 +716,22 @@ where
             push(
                 &mut cells,
                 "refit",
-                runner.run_observed(&env, || Refit::tabular(K, config), &watch(&count))?,
+                exec.run(
+                    &schedule_cell(s, "refit", cadence_name),
+                    &env,
+                    || Refit::tabular(K, config),
+                    &watch(&count),
+                )?,
             );
             push(
                 &mut cells,
                 "refit-iw",
-                runner.run_observed(&env, || Refit::tabular(K, iw), &watch(&count))?,
+                exec.run(
+                    &schedule_cell(s, "refit-iw", cadence_name),
+                    &env,
+                    || Refit::tabular(K, iw),
+                    &watch(&count),
+                )?,
             );
             let er = || expected_return_with(Tabular::new(K)?, config.lambda, schedule);
             let obs = Observe {
@@ -657,7 +739,11 @@ where
                 finish: Some(&count_er),
                 progress: Some(tick),
             };
-            push(&mut cells, "refit-er", runner.run_observed(&env, er, &obs)?);
+            push(
+                &mut cells,
+                "refit-er",
+                exec.run(&schedule_cell(s, "refit-er", cadence_name), &env, er, &obs)?,
+            );
         } else {
             let count = |l: &mut Refit<f64>, _: &E| Ok(l.refits() as f64);
             let count_er = |l: &mut Refit<
@@ -674,12 +760,22 @@ where
             push(
                 &mut cells,
                 "refit",
-                runner.run_observed(&env, || Refit::linear(K, s.d, config), &watch(&count))?,
+                exec.run(
+                    &schedule_cell(s, "refit", cadence_name),
+                    &env,
+                    || Refit::linear(K, s.d, config),
+                    &watch(&count),
+                )?,
             );
             push(
                 &mut cells,
                 "refit-iw",
-                runner.run_observed(&env, || Refit::linear(K, s.d, iw), &watch(&count))?,
+                exec.run(
+                    &schedule_cell(s, "refit-iw", cadence_name),
+                    &env,
+                    || Refit::linear(K, s.d, iw),
+                    &watch(&count),
+                )?,
             );
             let er = || expected_return_with(LinearSoftmax::new(K, s.d)?, config.lambda, schedule);
             let obs = Observe {
@@ -687,7 +783,11 @@ where
                 finish: Some(&count_er),
                 progress: Some(tick),
             };
-            push(&mut cells, "refit-er", runner.run_observed(&env, er, &obs)?);
+            push(
+                &mut cells,
+                "refit-er",
+                exec.run(&schedule_cell(s, "refit-er", cadence_name), &env, er, &obs)?,
+            );
         }
     }
     Ok(cells)
@@ -711,6 +811,7 @@ struct SweepCell {
 
 /// The Bernoulli bandit with rewards r − ½: failures are negative. A
 /// constant shift, so the regret is that of the bandit.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Centered(Bernoulli<f64>);
 
 impl Environment<f64> for Centered {
@@ -752,7 +853,7 @@ fn stuck(p: &[f64], means: &[f64]) -> f64 {
 
 /// For each refit learner and λ: how often it locks in on the Bernoulli bandit.
 fn lambda_sweep(
-    runner: &Runner,
+    exec: &Exec,
     means: &[f64],
     tick: Tick<'_>,
 ) -> Result<Vec<SweepCell>, refit::Error> {
@@ -780,7 +881,8 @@ fn lambda_sweep(
             };
             let summary = match (learner, lambda == 0.0) {
                 ("refit-signed" | "refit-er", true) => None,
-                ("refit-signed", false) => Some(runner.run_observed(
+                ("refit-signed", false) => Some(exec.run(
+                    &sweep_cell(learner, lambda),
                     |_| Ok(Centered(Bernoulli::new(means.to_vec())?)),
                     || Refit::tabular(K, config),
                     &Observe {
@@ -789,7 +891,8 @@ fn lambda_sweep(
                         progress: Some(tick),
                     },
                 )?),
-                ("refit-er", false) => Some(runner.run_observed(
+                ("refit-er", false) => Some(exec.run(
+                    &sweep_cell(learner, lambda),
                     bandit,
                     || expected_return(Tabular::new(K)?, lambda),
                     &Observe {
@@ -798,7 +901,8 @@ fn lambda_sweep(
                         progress: Some(tick),
                     },
                 )?),
-                _ => Some(runner.run_observed(
+                _ => Some(exec.run(
+                    &sweep_cell(learner, lambda),
                     bandit,
                     || Refit::tabular(K, config),
                     &Observe {
@@ -919,7 +1023,7 @@ fn print_sweep(sweep: &[SweepCell], steps: usize) {
 }
 
 fn write_traces(path: &Path, o: &Outcome) -> std::io::Result<()> {
-    let mut w = BufWriter::new(File::create(path)?);
+    let mut w: Vec<u8> = Vec::new();
     writeln!(
         w,
         "learner,step,reward_mean,reward_se,regret_mean,regret_se,cumulative_regret_mean,cumulative_regret_se,optimal_mean,optimal_se,kl_mean,kl_se"
@@ -951,11 +1055,11 @@ fn write_traces(path: &Path, o: &Outcome) -> std::io::Result<()> {
             )?;
         }
     }
-    w.flush()
+    exec::write_file(path, &w).map_err(std::io::Error::other)
 }
 
 fn write_sweep(path: &Path, sweep: &[SweepCell]) -> std::io::Result<()> {
-    let mut w = BufWriter::new(File::create(path)?);
+    let mut w: Vec<u8> = Vec::new();
     writeln!(
         w,
         "learner,lambda,locked_fraction,locked_se,cumulative_regret_mean,cumulative_regret_se"
@@ -970,14 +1074,21 @@ fn write_sweep(path: &Path, sweep: &[SweepCell]) -> std::io::Result<()> {
             cell.learner, cell.lambda, s.cumulative_regret.mean[t], s.cumulative_regret.se[t]
         )?;
     }
-    w.flush()
+    exec::write_file(path, &w).map_err(std::io::Error::other)
 }
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Three panels: cumulative regret, % optimal (per step), shadow KL (log t).
 fn plot_outcome(path: &Path, o: &Outcome) -> PlotResult {
-    let root = SVGBackend::new(path, (1500, 460)).into_drawing_area();
+    let mut svg = String::new();
+    draw_outcome(&mut svg, o)?;
+    exec::write_file(path, svg.as_bytes())?;
+    Ok(())
+}
+
+fn draw_outcome(svg: &mut String, o: &Outcome) -> PlotResult {
+    let root = SVGBackend::with_string(svg, (1500, 460)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(o.setting.title, ("sans-serif", 20))?;
     let panels = root.split_evenly((1, 3));
@@ -1184,7 +1295,14 @@ fn windows(mean: &[f64], se: &[f64], w: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>)
 }
 
 fn plot_sweep(path: &Path, sweep: &[SweepCell]) -> PlotResult {
-    let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
+    let mut svg = String::new();
+    draw_sweep(&mut svg, sweep)?;
+    exec::write_file(path, svg.as_bytes())?;
+    Ok(())
+}
+
+fn draw_sweep(svg: &mut String, sweep: &[SweepCell]) -> PlotResult {
+    let root = SVGBackend::with_string(svg, (760, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -1308,10 +1426,10 @@ fn print_schedules(outcomes: &[Outcome], steps: usize) {
 }
 
 fn write_schedules(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
-    let mut w = BufWriter::new(File::create(path)?);
+    let mut w: Vec<u8> = Vec::new();
     writeln!(
         w,
-        "bandit,learner,schedule,cumulative_regret_mean,cumulative_regret_se,optimal_last_tenth,refits_mean,refits_se,seconds_per_step"
+        "bandit,learner,schedule,cumulative_regret_mean,cumulative_regret_se,optimal_last_tenth,refits_mean,refits_se"
     )?;
     for o in outcomes {
         for c in &o.schedules {
@@ -1320,24 +1438,30 @@ fn write_schedules(path: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
             let (refits, refits_se) = s.finish.unwrap_or((f64::NAN, f64::NAN));
             writeln!(
                 w,
-                "{},{},{},{},{},{},{refits},{refits_se},{}",
+                "{},{},{},{},{},{},{refits},{refits_se}",
                 o.setting.name,
                 c.learner,
                 c.cadence,
                 s.cumulative_regret.mean[t],
                 s.cumulative_regret.se[t],
                 optimal_tail(s, s.steps()) / 100.0,
-                s.cpu_seconds_per_step
             )?;
         }
     }
-    w.flush()
+    exec::write_file(path, &w).map_err(std::io::Error::other)
 }
 
 /// One panel per bandit: cumulative regret at T (± standard error) of
 /// each refit objective under each schedule.
 fn plot_schedules(path: &Path, outcomes: &[Outcome]) -> PlotResult {
-    let root = SVGBackend::new(path, (1400, 420)).into_drawing_area();
+    let mut svg = String::new();
+    draw_schedules(&mut svg, outcomes)?;
+    exec::write_file(path, svg.as_bytes())?;
+    Ok(())
+}
+
+fn draw_schedules(svg: &mut String, outcomes: &[Outcome]) -> PlotResult {
+    let root = SVGBackend::with_string(svg, (1400, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(
         "how often to refit: cumulative regret at T (± SE) by schedule",

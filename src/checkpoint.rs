@@ -142,53 +142,9 @@ where
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory,
-/// `fsync` and a rename.
+/// `fsync` and a rename ([`crate::files::write_atomic`]).
 pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    write_atomically_with(path, bytes, |_| {})
-}
-
-/// [`write_atomically`], calling `halfway` with `path` once half of the
-/// bytes are in the temporary file (a sweep's hook: a process stopped there
-/// leaves `path` as it was).
-pub(crate) fn write_atomically_with(
-    path: &std::path::Path,
-    bytes: &[u8],
-    halfway: impl FnOnce(&std::path::Path),
-) -> Result<()> {
-    use std::io::Write;
-    let err = |e: std::io::Error| Error::File {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
-    let name = path.file_name().ok_or_else(|| Error::File {
-        path: path.display().to_string(),
-        message: "not a file name".into(),
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        let (first, rest) = bytes.split_at(bytes.len() / 2);
-        f.write_all(first)?;
-        f.flush()?;
-        halfway(path);
-        f.write_all(rest)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself is durable once the directory is synced.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(err)
+    crate::files::write_atomic(path, bytes)
 }
 
 /// Reads a session from a checkpoint written by [`save`].

@@ -98,6 +98,7 @@
 pub mod checkpoint;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod grid;
 pub mod history;
 mod kernels;

@@ -676,7 +676,7 @@ fn write_sealed<T: Serialize>(
         _t: std::marker::PhantomData,
     };
     let bytes = serde_json::to_vec(&sealed).map_err(|e| file_error(path, e.to_string()))?;
-    crate::checkpoint::write_atomically_with(path, &bytes, |p| {
+    crate::files::write_atomic_with(path, &bytes, |p| {
         if let Some(h) = hook {
             h(&Event::Writing { path: p });
         }
@@ -709,12 +709,4 @@ fn open_sealed<T: DeserializeOwned>(path: &Path, bytes: &[u8], format: &str) -> 
     serde_json::from_str(text).map_err(|e| file_error(path, format!("damaged: {e}")))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, `fsync`, rename over `path` (and the directory synced), so
-/// `path` holds the old file or the whole new one, never a torn write.
-///
-/// # Errors
-/// [`Error::File`] naming the path.
-pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
-    crate::checkpoint::write_atomically_with(path.as_ref(), bytes, |_| {})
-}
+pub use crate::files::write_atomic;
