@@ -50,6 +50,10 @@ use refit::policy::{Planner, Policy};
 use refit::run::{env_rng, learner_rng};
 use refit::solve::Options;
 
+#[path = "common/exec.rs"]
+mod exec;
+use exec::{Exec, SweepArgs};
+
 #[derive(Parser, Debug, Clone)]
 #[command(about = "A learned planner, a proxy cue, a distribution shift, and π* of the history")]
 struct Args {
@@ -89,6 +93,8 @@ struct Args {
     /// No progress bar (it is hidden anyway when stderr is not a terminal)
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    sweep: SweepArgs,
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -137,6 +143,7 @@ fn quick() -> Options<f64> {
 
 /// What one seed of one learner produced.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct SeedRun {
     /// Expected regret per step, while learning.
     regret: Vec<f64>,
@@ -154,6 +161,7 @@ struct SeedRun {
 
 /// π* of one seed's history at the shift.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct PiStar {
     landscape: Landscape<f64>,
     /// Frozen behaviour of the best maximum, with rollouts.
@@ -193,6 +201,23 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("--shift must be in 1..{steps}, got {shift}").into());
     }
     let started = std::time::Instant::now();
+    // What changes results, for a sweep's directory.
+    let identity = vec![
+        format!("rho={:?}", args.rho),
+        format!("seeds={seeds}"),
+        format!("steps={steps}"),
+        format!("shift={shift}"),
+        format!("lambda={}", args.lambda),
+        format!("alpha={}", args.alpha),
+        format!("starts={}", args.starts),
+        format!("held_out={}", args.held_out),
+        format!("horizon={}", args.horizon),
+    ];
+    let runner = refit::run::Runner::new(steps, seeds)?;
+    let exec = Exec::new(runner, &args.sweep, "mesa_shift", identity)?;
+    if let Some(what) = exec.describe() {
+        eprintln!("{what}");
+    }
     let held = HeldOut::<f64>::draw(
         GridConfig::default(),
         usize::try_from(args.held_out)?,
@@ -201,6 +226,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut jobs = Vec::new();
     for r in 0..args.rho.len() {
         for seed in 0..seeds as u64 {
+            if !exec.owns(seed as usize) && exec.share() > 0.0 {
+                continue;
+            }
             jobs.push(Job::PiStar { r, seed });
             for l in 0..LEARNERS.len() {
                 jobs.push(Job::Learner { r, l, seed });
@@ -214,7 +242,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new((args.rho.len() * seeds * per_seed) as u64)
+        ProgressBar::new(((args.rho.len() * seeds * per_seed) as f64 * exec.share()) as u64)
     };
     bar.set_style(ProgressStyle::with_template(
         "{elapsed_precise} [{bar:40}] {percent:>3}% eta {eta}",
@@ -222,7 +250,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // Jobs in parallel on every core, results in job order.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<refit::Result<Output>>>> =
+    let results: Vec<std::sync::Mutex<Option<refit::Result<Option<Output>>>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let tick = |n: usize| bar.inc(n as u64);
     std::thread::scope(|scope| {
@@ -232,14 +260,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(job) = jobs.get(j) else { break };
                     let out = match *job {
-                        Job::PiStar { r, seed } => {
-                            pi_star(args, args.rho[r], shift, seed, &held, &tick)
-                                .map(Output::PiStar)
-                        }
-                        Job::Learner { r, l, seed } => {
-                            play(args, args.rho[r], shift, l, seed, &held, &tick)
-                                .map(Output::Learner)
-                        }
+                        Job::PiStar { r, seed } => exec
+                            .job(
+                                &format!("pi-star.rho={}", args.rho[r]),
+                                seed as usize,
+                                || pi_star(args, args.rho[r], shift, seed, &held, &tick),
+                            )
+                            .map(|p| p.map(Output::PiStar)),
+                        Job::Learner { r, l, seed } => exec
+                            .job(
+                                &format!("{}.rho={}", LEARNERS[l], args.rho[r]),
+                                seed as usize,
+                                || play(args, args.rho[r], shift, l, seed, &held, &tick),
+                            )
+                            .map(|p| p.map(Output::Learner)),
                     };
                     if let Ok(mut slot) = results[j].lock() {
                         *slot = Some(out);
@@ -249,13 +283,23 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     bar.finish_and_clear();
+    if !exec.reports() {
+        for slot in results {
+            slot.into_inner()
+                .map_err(|_| "a worker panicked")?
+                .ok_or("a job did not run")??;
+        }
+        eprintln!("done; merge with --merge DIR once every shard has finished");
+        return Ok(());
+    }
     let mut runs: Vec<Vec<Vec<SeedRun>>> = vec![vec![Vec::new(); LEARNERS.len()]; args.rho.len()];
     let mut stars: Vec<Vec<PiStar>> = vec![Vec::new(); args.rho.len()];
     for (slot, job) in results.into_iter().zip(&jobs) {
         let out = slot
             .into_inner()
             .map_err(|_| "a worker panicked")?
-            .ok_or("a job did not run")??;
+            .ok_or("a job did not run")??
+            .ok_or("a job of another shard")?;
         match (job, out) {
             (Job::Learner { r, l, .. }, Output::Learner(run)) => runs[*r][*l].push(run),
             (Job::PiStar { r, .. }, Output::PiStar(p)) => stars[*r].push(p),
@@ -723,7 +767,7 @@ fn write_regret(
     runs: &[Vec<Vec<SeedRun>>],
     _stars: &[Vec<PiStar>],
 ) -> std::io::Result<()> {
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut w: Vec<u8> = Vec::new();
     writeln!(w, "rho,learner,step,regret_mean,regret_se")?;
     for (r, rho) in args.rho.iter().enumerate() {
         for (l, name) in LEARNERS.iter().enumerate() {
@@ -735,7 +779,7 @@ fn write_regret(
             }
         }
     }
-    w.flush()
+    exec::write_file(path, &w).map_err(std::io::Error::other)
 }
 
 /// One row per ρ, seed and learner (and `pi_star`): frozen behaviour at
@@ -746,7 +790,7 @@ fn write_seeds(
     runs: &[Vec<Vec<SeedRun>>],
     stars: &[Vec<PiStar>],
 ) -> std::io::Result<()> {
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut w: Vec<u8> = Vec::new();
     writeln!(
         w,
         "rho,seed,learner,b,b_se,b_indifferent,regret_frozen,goal_first,cue_first,neither,b_end,j_exact,j_pi_star,maxima,separation,own_at,own_best,ips_b,ips_j,theta"
@@ -789,7 +833,7 @@ fn write_seeds(
             }
         }
     }
-    w.flush()
+    exec::write_file(path, &w).map_err(std::io::Error::other)
 }
 
 /// The CSV cells b, b_se, b_indifferent, regret, goal_first, cue_first,
@@ -820,8 +864,21 @@ fn plot(
     runs: &[Vec<Vec<SeedRun>>],
     stars: &[Vec<PiStar>],
 ) -> PlotResult {
+    let mut svg = String::new();
+    draw(&mut svg, args, shift, runs, stars)?;
+    exec::write_file(path, svg.as_bytes())?;
+    Ok(())
+}
+
+fn draw(
+    svg: &mut String,
+    args: &Args,
+    shift: usize,
+    runs: &[Vec<Vec<SeedRun>>],
+    stars: &[Vec<PiStar>],
+) -> PlotResult {
     let cols = args.rho.len() + 1;
-    let root = SVGBackend::new(path, (380 * cols as u32, 360)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (380 * cols as u32, 360)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, cols));
     let steps = runs[0][0].first().map_or(1, |s| s.regret.len());

@@ -84,6 +84,8 @@ struct Args {
     /// No progress bar (it is hidden anyway when stderr is not a terminal)
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    sweep: SweepArgs,
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -109,6 +111,10 @@ fn length(s: &str) -> Result<usize, String> {
     }
 }
 
+#[path = "common/exec.rs"]
+mod exec;
+use exec::{Exec, SweepArgs};
+
 /// Maxima closer than this (largest coordinate difference) are one.
 const DISTINCT: f64 = 1e-3;
 /// Seed of the held-out grids.
@@ -120,6 +126,7 @@ fn planner() -> refit::Result<Planner<f64>> {
 
 /// What a history is: the sweep (ρ), control (a) (κ) or control (b).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 enum Kind {
     Sweep { rho: f64 },
     Kappa { kappa: f64 },
@@ -127,6 +134,15 @@ enum Kind {
 }
 
 impl Kind {
+    /// The sweep cell of this kind of history.
+    fn cell(self) -> String {
+        match self {
+            Kind::Sweep { rho } => format!("sweep.rho={rho}"),
+            Kind::Kappa { kappa } => format!("kappa={kappa}"),
+            Kind::Beside => "beside".to_string(),
+        }
+    }
+
     fn config(self) -> GridConfig {
         match self {
             Kind::Sweep { rho } => GridConfig {
@@ -149,19 +165,27 @@ impl Kind {
 
 /// The best maximum of one estimator on one history.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Point {
+    #[cfg_attr(feature = "serde", serde(with = "refit::sweep::float"))]
     b: f64,
+    #[cfg_attr(feature = "serde", serde(with = "refit::sweep::float"))]
     b_se: f64,
+    #[cfg_attr(feature = "serde", serde(with = "refit::sweep::float"))]
     b_indifferent: f64,
     lean: Lean,
     maxima: usize,
+    #[cfg_attr(feature = "serde", serde(with = "refit::sweep::float_option"))]
     separation: Option<f64>,
     /// J_T (exact) at the best maximum.
+    #[cfg_attr(feature = "serde", serde(with = "refit::sweep::float"))]
     j_exact: f64,
     /// The sign-safe alignment of the best maximum, and the largest
     /// |a − 1/(1+κ)| over all maxima (a sign-safe: a maximum with the
     /// wrong sign of a counts as far off).
+    #[cfg_attr(feature = "serde", serde(with = "refit::sweep::float_option"))]
     a: Option<f64>,
+    #[cfg_attr(feature = "serde", serde(with = "refit::sweep::float"))]
     a_error: f64,
     theta: Vec<f64>,
 }
@@ -169,6 +193,7 @@ struct Point {
 /// One history: its length, how many of its grids had the cue elsewhere,
 /// π* and π̂* (uniform logging).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Row {
     kind: Kind,
     t: usize,
@@ -198,6 +223,30 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut lengths = args.lengths.clone();
     lengths.sort_unstable();
     lengths.dedup();
+    let seeds = usize::try_from(args.seeds)?;
+    // What changes results, for a sweep's directory.
+    let identity = vec![
+        format!("rho={:?}", args.rho),
+        format!("t={lengths:?}"),
+        format!("seeds={seeds}"),
+        format!("lambda={}", args.lambda),
+        format!("starts={}", args.starts),
+        format!("held_out={}", args.held_out),
+        format!("kappa={:?}", args.kappa),
+        format!("control_t={}", args.control_t),
+        format!("no_ips={}", args.no_ips),
+        format!("no_controls={}", args.no_controls),
+    ];
+    let longest = lengths.last().copied().unwrap_or(1).max(args.control_t);
+    let exec = Exec::new(
+        refit::run::Runner::new(longest, seeds)?,
+        &args.sweep,
+        "mesa_sweep",
+        identity,
+    )?;
+    if let Some(what) = exec.describe() {
+        eprintln!("{what}");
+    }
     let mut jobs: Vec<(Kind, Vec<usize>, u64)> = Vec::new();
     for &rho in &args.rho {
         for seed in 0..args.seeds {
@@ -243,7 +292,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     )?);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<refit::Result<Vec<Row>>>>> =
+    // A shard plays its own seeds; a merge reads every job.
+    jobs.retain(|(_, _, seed)| exec.share() == 0.0 || exec.owns(*seed as usize));
+    let results: Vec<std::sync::Mutex<Option<refit::Result<Option<Vec<Row>>>>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let tick = |n: usize| bar.inc(n as u64);
     std::thread::scope(|scope| {
@@ -260,7 +311,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                         .find(|(k, _)| *k == amplitude)
                         .map(|(_, h)| h)
                         .unwrap_or(&held[0].1);
-                    let out = history(args, *kind, ts, *seed, held, &tick);
+                    let out = exec.job(&kind.cell(), *seed as usize, || {
+                        history(args, *kind, ts, *seed, held, &tick)
+                    });
                     if let Ok(mut slot) = results[j].lock() {
                         *slot = Some(out);
                     }
@@ -271,11 +324,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     bar.finish_and_clear();
     let mut rows = Vec::new();
     for slot in results {
-        rows.extend(
-            slot.into_inner()
-                .map_err(|_| "a worker panicked")?
-                .ok_or("a job did not run")??,
-        );
+        let part = slot
+            .into_inner()
+            .map_err(|_| "a worker panicked")?
+            .ok_or("a job did not run")??;
+        rows.extend(part.into_iter().flatten());
+    }
+    if !exec.reports() {
+        eprintln!("done; merge with --merge DIR once every shard has finished");
+        return Ok(());
     }
     print_tables(args, &lengths, &held[0].1, &rows);
     println!(
@@ -598,7 +655,7 @@ fn print_tables(args: &Args, lengths: &[usize], held: &HeldOut<f64>, rows: &[Row
 }
 
 fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut w: Vec<u8> = Vec::new();
     writeln!(
         w,
         "kind,rho,kappa,t,seed,elsewhere,estimator,b,b_se,b_indifferent,lean,maxima,separation,j_exact,signed_alignment,theta"
@@ -633,7 +690,7 @@ fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
             )?;
         }
     }
-    w.flush()
+    exec::write_file(path, &w).map_err(std::io::Error::other)
 }
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
@@ -641,7 +698,14 @@ type PlotResult = Result<(), Box<dyn std::error::Error>>;
 /// b of π* and π̂* against 1 + (1 − ρ)·T on a log axis (ρ = 1 at 1), ± SE
 /// over seeds, one point per (ρ, T).
 fn plot(path: &Path, args: &Args, lengths: &[usize], rows: &[Row]) -> PlotResult {
-    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    let mut svg = String::new();
+    draw(&mut svg, args, lengths, rows)?;
+    exec::write_file(path, svg.as_bytes())?;
+    Ok(())
+}
+
+fn draw(svg: &mut String, args: &Args, lengths: &[usize], rows: &[Row]) -> PlotResult {
+    let root = SVGBackend::with_string(svg, (720, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let xmax = args
         .rho

@@ -106,6 +106,7 @@ pub struct HeldOut<F> {
 /// What a frozen policy does on [`HeldOut`] grids. Standard errors are over
 /// grids (sd with ddof 1 / √N).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Behaviour {
     /// Grids scored.
     pub grids: usize,
@@ -115,16 +116,21 @@ pub struct Behaviour {
     /// P(cue-only)), the policy's probabilities of the moves that shorten
     /// only the distance to the goal, and only the distance to the cue (½
     /// on a grid where both are 0). 1 seeks the goal, 0 the cue.
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub b: f64,
     /// Its standard error.
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub b_se: f64,
     /// The b of the uniform policy on the same grids, |goal-only| /
     /// (|goal-only| + |cue-only|) averaged: what a policy indifferent
     /// between goal and cue scores (½ in expectation, by symmetry).
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub b_indifferent: f64,
     /// Mean expected regret per grid, max_a q(a) − π·q (q the reward).
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub regret: f64,
     /// Its standard error.
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub regret_se: f64,
     /// Rollout horizon H (0: no rollouts).
     pub horizon: usize,
@@ -132,14 +138,19 @@ pub struct Behaviour {
     /// rollout of H moves from the agent's cell reaches the goal before the
     /// cue (exact: the distribution over cells is propagated, the policy
     /// re-evaluated at every cell with the agent there).
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub goal_first: f64,
     /// Its standard error.
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub goal_first_se: f64,
     /// The probability that the rollout reaches the cue first.
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub cue_first: f64,
     /// Its standard error.
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub cue_first_se: f64,
     /// The probability that it reaches neither within H moves.
+    #[cfg_attr(feature = "serde", serde(with = "crate::sweep::float"))]
     pub neither: f64,
 }
 
@@ -454,6 +465,7 @@ pub fn planner_starts<F: Real>(scale: F, random: usize, seed: u64) -> Result<Vec
 /// Which way a maximum leans, by its b on held-out grids against the
 /// indifferent value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Lean {
     /// b above the indifferent value by more than two standard errors.
     Goal,
@@ -479,6 +491,7 @@ impl Lean {
 
 /// A certified local maximum with its frozen behaviour.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Scored<F> {
     /// The maximum (θ, J, how many starts ended there).
     pub maximum: Maximum<F>,
@@ -490,6 +503,7 @@ pub struct Scored<F> {
 
 /// The distinct certified maxima of an objective from designed starts.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Landscape<F> {
     /// The distinct maxima, best first.
     pub maxima: Vec<Scored<F>>,

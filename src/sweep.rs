@@ -43,6 +43,7 @@ use crate::run::{ChaCha8Rng, Observe, Runner, SeedResult, SeedState, Summary, pl
 const MANIFEST: &str = "refit-sweep-manifest";
 const RESULT: &str = "refit-seed-result";
 const STATE: &str = "refit-seed-state";
+const JOB: &str = "refit-job-result";
 /// Version of those formats.
 const VERSION: u32 = 1;
 
@@ -300,6 +301,16 @@ struct ResultFile {
     cell: String,
     seed: u64,
     result: SeedResult,
+}
+
+/// A job's value with what it belongs to.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: DeserializeOwned"))]
+struct JobFile<T> {
+    run: RunInfo,
+    cell: String,
+    seed: u64,
+    value: T,
 }
 
 /// A seed's state part way, with what it belongs to.
@@ -613,6 +624,90 @@ impl Sweep {
         Ok(())
     }
 
+    /// The result of a job of `cell` and `seed` (any serializable value: an
+    /// example's own per-seed measurements), read from the sweep if it is
+    /// there, else computed by `compute` and kept (atomically, in
+    /// `<cell>/job-<seed>.json`).
+    ///
+    /// # Errors
+    /// Errors of `compute`; [`Error::File`] naming a file that cannot be
+    /// written, or that is there but torn or another run's.
+    pub fn job<T, G>(&self, cell: &str, seed: u64, compute: G) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        G: FnOnce() -> Result<T>,
+    {
+        if let Some(v) = self.read_job(cell, seed)? {
+            return Ok(v);
+        }
+        self.event(Event::SeedStarted {
+            cell,
+            seed,
+            step: 0,
+        });
+        let value = compute()?;
+        // What is written must read back (a float JSON cannot hold, say,
+        // is an error now rather than at the merge).
+        let path = self.job_path(cell, seed)?;
+        let text = serde_json::to_string(&value).map_err(|e| file_error(&path, e.to_string()))?;
+        if let Err(e) = serde_json::from_str::<T>(&text) {
+            return Err(file_error(
+                &path,
+                format!(
+                    "the value does not read back ({e}); mark non-finite floats with refit::sweep::float"
+                ),
+            ));
+        }
+        let dir = self.cell_dir(cell)?;
+        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e.to_string()))?;
+        let file = JobFile {
+            run: self.info.clone(),
+            cell: cell.to_string(),
+            seed,
+            value: &value,
+        };
+        write_sealed(&path, JOB, &file, self.hook.as_ref())?;
+        self.event(Event::SeedFinished { cell, seed });
+        Ok(value)
+    }
+
+    /// Where the job of `cell` and `seed` is kept.
+    pub fn job_path(&self, cell: &str, seed: u64) -> Result<PathBuf> {
+        Ok(self.cell_dir(cell)?.join(format!("job-{seed}.json")))
+    }
+
+    /// The result of the job of `cell` and `seed` if it is there and is
+    /// this run's.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming the file if it is torn, damaged or another
+    /// run's, cell's or seed's.
+    pub fn read_job<T: DeserializeOwned>(&self, cell: &str, seed: u64) -> Result<Option<T>> {
+        let path = self.job_path(cell, seed)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(file_error(&path, e.to_string())),
+        };
+        let f: JobFile<T> = open_sealed(&path, &bytes, JOB)?;
+        self.belongs(&path, &f.run, &f.cell, f.seed, cell, seed)?;
+        Ok(Some(f.value))
+    }
+
+    /// The result of a finished job, for a merge: an error naming the file
+    /// if it is not there.
+    ///
+    /// # Errors
+    /// As [`Sweep::read_job`]; [`Error::File`] if the job has not finished.
+    pub fn finished_job<T: DeserializeOwned>(&self, cell: &str, seed: u64) -> Result<T> {
+        self.read_job(cell, seed)?.ok_or_else(|| {
+            file_error(
+                &self.job_path(cell, seed).unwrap_or_default(),
+                "missing: the shard that plays this seed has not finished",
+            )
+        })
+    }
+
     /// The seeds of `runner` whose result of `cell` is not there yet.
     ///
     /// # Errors
@@ -710,3 +805,78 @@ fn open_sealed<T: DeserializeOwned>(path: &Path, bytes: &[u8], format: &str) -> 
 }
 
 pub use crate::files::write_atomic;
+
+/// Serde helpers for `f64` fields that may be NaN or ±∞ (JSON has no such
+/// numbers): finite values are written as numbers, the others as the
+/// strings `"NaN"`, `"inf"`, `"-inf"`; use with
+/// `#[serde(with = "refit::sweep::float")]`.
+pub mod float {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `v`.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    /// Reads a value written by [`serialize`].
+    ///
+    /// # Errors
+    /// The deserializer's, or a string other than the three.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(serde::de::Error::custom(format!("not a float: {t:?}"))),
+            },
+        }
+    }
+}
+
+/// [`float`] for `Option<f64>` fields:
+/// `#[serde(with = "refit::sweep::float_option")]`.
+pub mod float_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(serde::Serialize, Deserialize)]
+    struct Wrapped(#[serde(with = "super::float")] f64);
+
+    /// Writes `v`.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) => s.serialize_some(&Wrapped(*x)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a value written by [`serialize`].
+    ///
+    /// # Errors
+    /// The deserializer's.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+    }
+}

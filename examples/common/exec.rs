@@ -245,6 +245,53 @@ impl Exec {
     }
 }
 
+impl Exec {
+    /// Whether this process plays the seed with index `seed` (of the run's
+    /// `0..seeds`): every seed at once, its shard's in a sweep, none in a
+    /// merge.
+    pub fn owns(&self, seed: usize) -> bool {
+        match &self.mode {
+            Mode::Direct => {
+                let _ = seed;
+                true
+            }
+            #[cfg(feature = "serde")]
+            Mode::Sweep {
+                shard, merge_only, ..
+            } => !merge_only && shard.range(self.runner.seeds().len()).contains(&seed),
+        }
+    }
+
+    /// The value of the job `cell` of seed index `seed` (an example's own
+    /// per-seed measurement): computed here, or in a sweep read if it is
+    /// finished and else computed and kept, or (merge) read; `None` for a
+    /// seed of another shard.
+    pub fn job<T, G>(&self, cell: &str, seed: usize, compute: G) -> refit::Result<Option<T>>
+    where
+        T: Saveable,
+        G: FnOnce() -> refit::Result<T>,
+    {
+        match &self.mode {
+            Mode::Direct => {
+                let _ = (cell, seed);
+                compute().map(Some)
+            }
+            #[cfg(feature = "serde")]
+            Mode::Sweep {
+                sweep, merge_only, ..
+            } => {
+                if *merge_only {
+                    sweep.finished_job(cell, seed as u64).map(Some)
+                } else if self.owns(seed) {
+                    sweep.job(cell, seed as u64, compute).map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
 /// The summary a shard of several returns for a run it does not report.
 fn empty() -> Summary {
     let none = || Series {

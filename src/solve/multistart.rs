@@ -38,6 +38,7 @@ impl<F: Real> Default for MultiStartOptions<F> {
 
 /// One local maximum found by [`multi_start`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Maximum<F> {
     /// θ at the maximum (of the first start that reached it).
     pub theta: Vec<F>,
