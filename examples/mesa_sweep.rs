@@ -115,6 +115,9 @@ fn length(s: &str) -> Result<usize, String> {
 mod exec;
 use exec::{Exec, SweepArgs};
 
+/// A job's rows, `None` for a seed of another shard.
+type JobResult = refit::Result<Option<Vec<Row>>>;
+
 /// Maxima closer than this (largest coordinate difference) are one.
 const DISTINCT: f64 = 1e-3;
 /// Seed of the held-out grids.
@@ -294,7 +297,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     // A shard plays its own seeds; a merge reads every job.
     jobs.retain(|(_, _, seed)| exec.share() == 0.0 || exec.owns(*seed as usize));
-    let results: Vec<std::sync::Mutex<Option<refit::Result<Option<Vec<Row>>>>>> =
+    let results: Vec<std::sync::Mutex<Option<JobResult>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let tick = |n: usize| bar.inc(n as u64);
     std::thread::scope(|scope| {
