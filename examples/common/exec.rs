@@ -120,7 +120,10 @@ impl Exec {
                 Some(text) => Shard::parse(text)?,
                 None => Shard::from_env()?.unwrap_or_default(),
             };
-            let sweep = Sweep::open(dir, info)?.checkpoint_every(args.checkpoint_every);
+            let mut sweep = Sweep::open(dir, info)?.checkpoint_every(args.checkpoint_every);
+            if let Some(hook) = abort_hook()? {
+                sweep = sweep.with_hook(hook);
+            }
             Ok(Self {
                 runner,
                 mode: Mode::Sweep {
@@ -290,6 +293,40 @@ impl Exec {
             }
         }
     }
+}
+
+/// The test hook of `REFIT_SWEEP_ABORT=EVENT:N`: the process aborts (as if
+/// killed) at the N-th event of that kind — `started` (a seed starts or
+/// resumes), `autosaved` (inside a seed, after its state was saved),
+/// `writing` (half of a file is written), `finished` (between seeds).
+/// The kill tests of `scripts/kill_test.sh` use it.
+#[cfg(feature = "serde")]
+fn abort_hook() -> Result<Option<refit::sweep::Hook>, Box<dyn std::error::Error>> {
+    use refit::sweep::Event;
+    let Ok(spec) = std::env::var("REFIT_SWEEP_ABORT") else {
+        return Ok(None);
+    };
+    let (kind, n) = spec
+        .split_once(':')
+        .ok_or("REFIT_SWEEP_ABORT is EVENT:N, e.g. writing:3")?;
+    let n: usize = n.parse().map_err(|_| "REFIT_SWEEP_ABORT: N is a count")?;
+    let kind = kind.to_string();
+    if !["started", "autosaved", "writing", "finished"].contains(&kind.as_str()) {
+        return Err("REFIT_SWEEP_ABORT: EVENT is started, autosaved, writing or finished".into());
+    }
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    Ok(Some(std::sync::Arc::new(move |e: &Event<'_>| {
+        let this = match e {
+            Event::SeedStarted { .. } => "started",
+            Event::Autosaved { .. } => "autosaved",
+            Event::Writing { .. } => "writing",
+            Event::SeedFinished { .. } => "finished",
+        };
+        if this == kind && count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n {
+            eprintln!("REFIT_SWEEP_ABORT: aborting at {this} #{n}");
+            std::process::abort();
+        }
+    })))
 }
 
 /// The summary a shard of several returns for a run it does not report.
