@@ -124,7 +124,148 @@ fn baselines(c: &mut Criterion) {
     group.finish();
 }
 
+/// The floor of one act + learn: a hand-written loop of the same arithmetic
+/// (logits in the padded feature-major layout, the crate's `exp`, a
+/// max-shifted softmax, inverse-CDF sampling with one uniform of the same
+/// stream, the running-mean baseline, the outer-product update) with no
+/// checks, no `Result` and no run-time dispatch: compiled once for AVX2 +
+/// FMA, the variant the crate picks on this CPU.
+struct Floor {
+    k: usize,
+    kp: usize,
+    theta_t: Vec<f64>,
+    z: Vec<f64>,
+    baseline: f64,
+    seen: f64,
+    alpha: f64,
+}
+
+impl Floor {
+    fn new(k: usize, d: usize, alpha: f64) -> Self {
+        let kp = k.div_ceil(4) * 4;
+        Self {
+            k,
+            kp,
+            theta_t: vec![0.0; kp * d],
+            z: vec![0.0; kp],
+            baseline: 0.0,
+            seen: 0.0,
+            alpha,
+        }
+    }
+
+    #[inline(always)]
+    fn step_body(&mut self, x: &[f64], u: f64, reward: f64) -> usize {
+        let (k, kp) = (self.k, self.kp);
+        let z = &mut self.z[..kp];
+        z.iter_mut().for_each(|v| *v = 0.0);
+        for (row, &xj) in self.theta_t.chunks_exact(kp).zip(x) {
+            for (zv, &t) in z.iter_mut().zip(row) {
+                *zv = t.mul_add(xj, *zv);
+            }
+        }
+        let m = z[..k].iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0.0;
+        for v in z[..k].iter_mut() {
+            *v = (*v - m).exp_fast();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        let mut cum = 0.0;
+        let mut action = k - 1;
+        for (a, v) in z[..k].iter_mut().enumerate() {
+            *v *= inv;
+            cum += *v;
+            if u < cum && action == k - 1 {
+                action = a;
+            }
+        }
+        self.seen += 1.0;
+        let scale = self.alpha * (reward - self.baseline);
+        self.baseline += (reward - self.baseline) / self.seen;
+        for (a, v) in z[..k].iter_mut().enumerate() {
+            let e = if a == action { 1.0 } else { 0.0 };
+            *v = scale * (e - *v);
+        }
+        z[k..].iter_mut().for_each(|v| *v = 0.0);
+        for (row, &xj) in self.theta_t.chunks_exact_mut(kp).zip(x) {
+            for (t, &c) in row.iter_mut().zip(z.iter()) {
+                *t = c.mul_add(xj, *t);
+            }
+        }
+        action
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn step_avx2(&mut self, x: &[f64], u: f64, reward: f64) -> usize {
+        self.step_body(x, u, reward)
+    }
+
+    fn step(&mut self, x: &[f64], u: f64, reward: f64) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has AVX2 and FMA, checked just above.
+                return unsafe { self.step_avx2(x, u, reward) };
+            }
+        }
+        self.step_body(x, u, reward)
+    }
+}
+
+/// The crate's act + learn beside the floor, per size, in one group.
+fn floor(c: &mut Criterion) {
+    use rand::RngExt;
+    let mut group = c.benchmark_group("act_learn_f64_vs_floor");
+    group.throughput(Throughput::Elements(1));
+    for (k, d) in SIZES {
+        let xs = contexts::<f64>(d, 64, 1);
+        let rewards: Vec<f64> = (0..64).map(|i| (i % 3) as f64 * 0.5).collect();
+        let mut floor = Floor::new(k, d, 0.01);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut i = 0usize;
+        group.bench_with_input(
+            BenchmarkId::new("floor", format!("{k}x{d}")),
+            &(k, d),
+            |b, _| {
+                b.iter(|| {
+                    let x = &xs[i & 63];
+                    let u: f64 = rng.random();
+                    let a = floor.step(black_box(x), u, rewards[i & 63]);
+                    i = i.wrapping_add(1);
+                    black_box(a)
+                })
+            },
+        );
+        let mut learner =
+            Incremental::linear(k, d, StepSize::Constant(0.01), Baseline::RunningMean)
+                .expect("valid learner");
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut i = 0usize;
+        group.bench_with_input(
+            BenchmarkId::new("crate", format!("{k}x{d}")),
+            &(k, d),
+            |b, _| {
+                b.iter(|| {
+                    let x = &xs[i & 63];
+                    let dec = learner.act(black_box(x), &mut rng).expect("act");
+                    learner
+                        .learn(x, dec.action, rewards[i & 63], dec.propensity)
+                        .expect("learn");
+                    i = i.wrapping_add(1);
+                    black_box(dec.action)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    floor(c);
     act_learn::<f64>(c, "f64");
     act_learn::<f32>(c, "f32");
     baselines(c);

@@ -2,19 +2,24 @@
 //! learn of the REINFORCE learner, one pass of the refit objective and one
 //! of the full-information expected return over 10³ stored grids, and the
 //! designed multi-start that finds π* of a 40-grid history (the mesa
-//! experiment's unit of work).
+//! experiment's unit of work), and warm refits of the planner's IPS
+//! expected return after one new grid each, curvature checked, beside one
+//! pass of the same objective.
 //!
 //! `cargo bench --bench planner`. Targets (2-core machine, release, f64):
-//! act + learn ≤ 25 µs; one refit pass over 10³ grids ≤ 40 ms.
+//! act + learn ≤ 25 µs; one refit pass over 10³ grids ≤ 2 ms; a warm
+//! expected-return refit at n = 160 ≤ 12 passes' worth (a tenth of
+//! `10_refits_from_n` ÷ `one_pass`).
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use refit::env::{Environment, GridConfig, GridNav};
-use refit::learner::{Baseline, Incremental, Learner, StepSize};
-use refit::objective::{Dataset, LogLikelihood, Objective, Weighting};
+use refit::history::History;
+use refit::learner::{Baseline, Incremental, Learner, Refit, Schedule, StepSize};
+use refit::objective::{Dataset, Estimator, ExpectedReturn, LogLikelihood, Objective, Weighting};
 use refit::policy::{Planner, Policy};
 
 fn planner() -> Planner<f64> {
@@ -118,5 +123,72 @@ fn pi_star(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(planner_benches, act_learn, refit_pass, pi_star);
+/// 10 warm refits of the planner's summed IPS expected return, each after
+/// one new grid, from a learner that has played `n` = 160 grids (the
+/// default solver: lagged Newton, curvature certified), beside one
+/// value-and-gradient pass of the same objective at the same θ.
+fn warm_refit_expected_return(c: &mut Criterion) {
+    let n = 160usize;
+    let (_, mut env, mut env_rng) = grids(0, 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let p = planner();
+    let obj = ExpectedReturn::new(
+        p.clone(),
+        History::new(p.context_dim()),
+        1.0,
+        Estimator::Ips,
+        None,
+    )
+    .expect("objective")
+    .summed();
+    let mut learner = Refit::with_objective(obj, Schedule::default()).expect("learner");
+    let mut x = vec![0.0; p.context_dim()];
+    let mut play = |l: &mut Refit<f64, Planner<f64>, _>,
+                    env: &mut GridNav<f64>,
+                    env_rng: &mut ChaCha8Rng,
+                    rng: &mut ChaCha8Rng| {
+        env.next_context(env_rng, &mut x).expect("context");
+        let d = l.act(&x, rng).expect("act");
+        let r = env.reward(d.action, env_rng).expect("reward");
+        l.learn(&x, d.action, r, d.propensity).expect("learn");
+    };
+    for _ in 0..n {
+        play(&mut learner, &mut env, &mut env_rng, &mut rng);
+    }
+    learner.refit_now().expect("refit");
+    let mut group = c.benchmark_group("planner warm refit expected return");
+    group.sample_size(10);
+    group.bench_with_input(BenchmarkId::new("10_refits_from_n", n), &n, |b, _| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                let (mut l, mut env, mut env_rng, mut rng) =
+                    (learner.clone(), env.clone(), env_rng.clone(), rng.clone());
+                let start = std::time::Instant::now();
+                for _ in 0..10 {
+                    play(&mut l, &mut env, &mut env_rng, &mut rng);
+                }
+                total += start.elapsed();
+                black_box(l.refits());
+            }
+            total
+        })
+    });
+    let mut obj = learner.objective().clone();
+    let theta = learner.theta();
+    let mut grad = vec![0.0; theta.len()];
+    group.sample_size(20);
+    group.bench_with_input(BenchmarkId::new("one_pass", n), &n, |b, _| {
+        b.iter(|| black_box(obj.value_grad(black_box(&theta), &mut grad).expect("pass")))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    planner_benches,
+    act_learn,
+    refit_pass,
+    pi_star,
+    warm_refit_expected_return
+);
 criterion_main!(planner_benches);

@@ -131,9 +131,9 @@ fn with_theta(theta: &[f64]) -> refit::Result<Planner<f64>> {
     Ok(p)
 }
 
-/// The refit learners' solver settings while they play: warm-started trust
-/// region, no Lanczos curvature check (the multi-starts at the shift have
-/// it on).
+/// The refit learners' solver settings while they play: warm-started
+/// lagged Newton on the kept dense Hessian (the planner's θ is small),
+/// no curvature check (the multi-starts at the shift have it on).
 fn quick() -> Options<f64> {
     Options {
         curvature_steps: 0,
@@ -289,7 +289,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|_| "a worker panicked")?
                 .ok_or("a job did not run")??;
         }
-        eprintln!("done; merge with --merge DIR once every shard has finished");
+        eprintln!("{}", exec.shard_done());
         return Ok(());
     }
     let mut runs: Vec<Vec<Vec<SeedRun>>> = vec![vec![Vec::new(); LEARNERS.len()]; args.rho.len()];
@@ -307,10 +307,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     print_tables(args, shift, steps, &held, &runs, &stars);
-    println!(
-        "time: {:.1} s on {threads} threads",
-        started.elapsed().as_secs_f64()
-    );
+    if !exec.merges() {
+        println!(
+            "time: {:.1} s on {threads} threads",
+            started.elapsed().as_secs_f64()
+        );
+    }
     if let Some(dir) = &args.csv {
         for (name, write) in [
             ("mesa_shift.csv", write_regret as CsvWriter),

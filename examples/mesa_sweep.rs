@@ -334,14 +334,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         rows.extend(part.into_iter().flatten());
     }
     if !exec.reports() {
-        eprintln!("done; merge with --merge DIR once every shard has finished");
+        eprintln!("{}", exec.shard_done());
         return Ok(());
     }
     print_tables(args, &lengths, &held[0].1, &rows);
-    println!(
-        "time: {:.1} s on {threads} threads",
-        started.elapsed().as_secs_f64()
-    );
+    if !exec.merges() {
+        println!(
+            "time: {:.1} s on {threads} threads",
+            started.elapsed().as_secs_f64()
+        );
+    }
     if let Some(dir) = &args.csv {
         let path = dir.join("mesa_sweep.csv");
         write_csv(&path, &rows).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

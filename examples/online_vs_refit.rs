@@ -365,7 +365,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if !exec.reports() {
         // One shard of several: its seeds are in the directory; the merge
         // prints and writes.
-        eprintln!("done; merge with --merge DIR once every shard has finished");
+        eprintln!("{}", exec.shard_done());
         return Ok(());
     }
 

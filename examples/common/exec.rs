@@ -65,6 +65,7 @@ enum Mode {
 pub struct Exec {
     runner: Runner,
     mode: Mode,
+    started: std::time::Instant,
 }
 
 impl Exec {
@@ -81,6 +82,7 @@ impl Exec {
             return Ok(Self {
                 runner,
                 mode: Mode::Direct,
+                started: std::time::Instant::now(),
             });
         }
         #[cfg(not(feature = "serde"))]
@@ -109,6 +111,7 @@ impl Exec {
                         shard: Shard::default(),
                         merge_only: true,
                     },
+                    started: std::time::Instant::now(),
                 });
             }
             let Some(dir) = &args.out else {
@@ -131,8 +134,17 @@ impl Exec {
                     shard,
                     merge_only: false,
                 },
+                started: std::time::Instant::now(),
             })
         }
+    }
+
+    /// What a shard of several says when its seeds are done (on stderr).
+    pub fn shard_done(&self) -> String {
+        format!(
+            "done in {:.1} s; merge with --merge DIR once every shard has finished",
+            self.started.elapsed().as_secs_f64()
+        )
     }
 
     /// The runner.
@@ -150,6 +162,12 @@ impl Exec {
                 shard, merge_only, ..
             } => *merge_only || shard.count == 1,
         }
+    }
+
+    /// Whether this process only merges a finished sweep (it plays nothing:
+    /// its own time is not the run's).
+    pub fn merges(&self) -> bool {
+        self.share() == 0.0
     }
 
     /// The share of the run's seeds this process plays (for its progress bar).
