@@ -403,6 +403,17 @@ fn bad_hyperparameters_are_refused() {
         EpsilonGreedy::<f64>::new(3, 2, 0.0, 0.1),
         Err(Error::InvalidLambda { .. })
     ));
+    // A subnormal λ is positive and finite, but A⁻¹ = I/λ would be ∞
+    // (found by the `learners` fuzz target).
+    assert!(matches!(
+        LinUcb::<f64>::new(3, 2, 9.7137e-319, 1.0),
+        Err(Error::InvalidLambda { .. })
+    ));
+    assert!(matches!(
+        SquareCb::<f32>::new(3, 2, 1e-40, 10.0, 0.5),
+        Err(Error::InvalidLambda { .. })
+    ));
+    assert!(EpsilonGreedy::<f64>::new(3, 2, f64::MIN_POSITIVE, 0.1).is_ok());
     assert!(matches!(
         EpsilonGreedy::<f64>::new(0, 2, 1.0, 0.1),
         Err(Error::ZeroActions)

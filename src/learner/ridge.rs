@@ -90,8 +90,8 @@ impl<F: Real> Ridge<F> {
     ///
     /// # Errors
     /// [`Error::ZeroActions`], [`Error::ZeroContextDim`],
-    /// [`Error::InvalidLambda`] unless λ is finite and > 0 (A_a must be
-    /// invertible), [`Error::TooLarge`] if K·d² is above
+    /// [`Error::InvalidLambda`] unless λ and 1/λ are finite and λ > 0
+    /// (A_a must be invertible, A_a⁻¹ = I/λ finite), [`Error::TooLarge`] if K·d² is above
     /// [`crate::limits::MAX_PARAMETERS`], [`Error::Allocation`].
     pub fn new(k: usize, d: usize, lambda: F) -> Result<Self> {
         if k == 0 {
@@ -101,13 +101,14 @@ impl<F: Real> Ridge<F> {
             return Err(Error::ZeroContextDim);
         }
         let (kd, kdd) = sizes(k, d)?;
-        if !(lambda.is_finite() && lambda > F::zero()) {
+        // A⁻¹ = I/λ must be finite too: a subnormal λ would make it ∞.
+        let inv = F::one() / lambda;
+        if !(lambda.is_finite() && lambda > F::zero() && inv.is_finite()) {
             return Err(Error::InvalidLambda {
                 value: lambda.f64(),
             });
         }
         let mut a_inv = crate::limits::try_filled(kdd, F::zero(), "ridge model")?;
-        let inv = F::one() / lambda;
         for block in a_inv.chunks_exact_mut(d * d) {
             block.iter_mut().step_by(d + 1).for_each(|v| *v = inv);
         }
@@ -281,7 +282,9 @@ impl<F: Real> Ridge<F> {
             "ridge model lengths",
         )?;
         ensure(
-            self.lambda.is_finite() && self.lambda > F::zero(),
+            self.lambda.is_finite()
+                && self.lambda > F::zero()
+                && (F::one() / self.lambda).is_finite(),
             "ridge lambda",
         )?;
         ensure(
