@@ -244,7 +244,8 @@ proptest! {
         prop_assert_eq!(Refit::<f64>::linear(2, 2, RefitConfig { lambda: v, ..RefitConfig::default() }).is_ok(), lambda_ok);
         prop_assert_eq!(LinearSoftmax::<f64>::new(k, 2).is_ok(), k > 0);
         prop_assert_eq!(EpsilonGreedy::<f64>::new(2, 2, 1.0, v).is_ok(), (0.0..=1.0).contains(&v));
-        prop_assert_eq!(EpsilonGreedy::<f64>::new(2, 2, v, 0.1).is_ok(), v.is_finite() && v > 0.0);
+        // The ridge baselines also need A⁻¹ = I/λ finite.
+        prop_assert_eq!(EpsilonGreedy::<f64>::new(2, 2, v, 0.1).is_ok(), v.is_finite() && v > 0.0 && (1.0 / v).is_finite());
         prop_assert_eq!(LinUcb::<f64>::new(2, 2, 1.0, v).is_ok(), v.is_finite() && v >= 0.0);
         prop_assert_eq!(SquareCb::<f64>::new(2, 2, 1.0, v, 0.5).is_ok(), v.is_finite() && v > 0.0);
         prop_assert_eq!(SquareCb::<f64>::new(2, 2, 1.0, 10.0, v).is_ok(), v.is_finite() && v >= 0.0);
