@@ -342,8 +342,29 @@ impl Sweep {
     /// made or read, or if the manifest is another run's (saying what
     /// differs).
     pub fn open(dir: impl AsRef<Path>, info: RunInfo) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e.to_string()))?;
+        Self::opened(dir.as_ref(), info, true)
+    }
+
+    /// The sweep of the run `info` already in `dir`, to read and merge:
+    /// nothing is created or written.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming the directory if it is not there, the
+    /// manifest if it is missing, unreadable or another run's (saying
+    /// what differs).
+    pub fn open_existing(dir: impl AsRef<Path>, info: RunInfo) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(file_error(dir, "no such directory: no run to merge here"));
+        }
+        Self::opened(dir, info, false)
+    }
+
+    fn opened(dir: &Path, info: RunInfo, create: bool) -> Result<Self> {
+        let dir = dir.to_path_buf();
+        if create {
+            std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e.to_string()))?;
+        }
         let manifest = dir.join("run.json");
         match std::fs::read(&manifest) {
             Ok(bytes) => {
@@ -355,8 +376,14 @@ impl Sweep {
                     ));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 write_sealed(&manifest, MANIFEST, &info, None)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(file_error(
+                    &manifest,
+                    "missing: no shard of a run has written to this directory",
+                ));
             }
             Err(e) => return Err(file_error(&manifest, e.to_string())),
         }

@@ -260,6 +260,21 @@ fn torn_and_foreign_files_are_errors_naming_the_file() {
         e.to_string().contains("run.json") && e.to_string().contains("arguments"),
         "{e}"
     );
+    // A merge only reads: a directory that is not there, or holds no run,
+    // is an error, and nothing is created.
+    let absent = scratch("absent").join("not-there");
+    let e = Sweep::open_existing(&absent, info.clone()).expect_err("no directory");
+    assert!(e.to_string().contains("not-there"), "{e}");
+    assert!(!absent.exists());
+    let empty = scratch("empty");
+    std::fs::create_dir_all(&empty).expect("makes");
+    let e = Sweep::open_existing(&empty, info.clone()).expect_err("no manifest");
+    assert!(e.to_string().contains("run.json"), "{e}");
+    assert!(!empty.join("run.json").exists());
+    assert!(Sweep::open_existing(&dir, info.clone()).is_ok());
+    let e = Sweep::open_existing(&dir, RunInfo::new("test", vec!["b".into()], seeds, steps))
+        .expect_err("another run");
+    assert!(e.to_string().contains("arguments"), "{e}");
     let mut newer = info.clone();
     newer.version = "9.9.9".into();
     let e = Sweep::open(&dir, newer.clone()).expect_err("another version");

@@ -103,7 +103,7 @@ impl Exec {
                         "--merge DIR reads a finished run: give it without --out or --shard".into(),
                     );
                 }
-                let sweep = Sweep::open(dir, info)?;
+                let sweep = Sweep::open_existing(dir, info)?;
                 return Ok(Self {
                     runner,
                     mode: Mode::Sweep {
