@@ -406,3 +406,93 @@ fn an_iteration_cap_is_reported_or_with_strict_an_error_that_loses_nothing() {
     assert!(saw_cap, "one Newton iteration should not always converge");
     assert!(saw_error);
 }
+
+#[test]
+fn tabular_refits_by_the_o_k_solver_are_certified_and_match_the_generic_solver() {
+    // A tabular learner refits by Newton with the softmax's
+    // diagonal-plus-rank-one Hessian (O(K) per step) while its history's
+    // total weight is not negative; the same objective through a linear
+    // softmax with d = 1 at x = [1] goes through the generic dense Newton.
+    // Every refit is checked against ∇J = W − Sπ − λθ written out here from
+    // the history, and at tol 1e-13 the two learners' optima agree to
+    // ‖∇J‖ / λ. With signed weights (rewards shifted by −0.2) the first
+    // refits have S < 0 and take the non-concave solver, then S > 0 and
+    // the O(K) one: the switch keeps every refit certified.
+    use refit::env::Bernoulli;
+    let (k, lambda) = (6, 0.4);
+    for (weighting, shift) in [(Weighting::Identity, 0.0), (Weighting::Signed, -0.2)] {
+        let config = RefitConfig {
+            lambda,
+            weighting,
+            options: Options {
+                tol: 1e-13,
+                ..Options::default()
+            },
+            ..RefitConfig::default()
+        };
+        let means: Vec<f64> = (0..k).map(|a| 0.1 + 0.15 * a as f64).collect();
+        let mut env = Bernoulli::new(means).expect("env");
+        let mut tab = Refit::tabular(k, config).expect("valid");
+        let (mut env_rng, mut rng) = (common::rng(31), common::rng(32));
+        let mut x = [1.0];
+        for step in 0..400 {
+            env.next_context(&mut env_rng, &mut x).expect("context");
+            let d = tab.act(&x, &mut rng).expect("act");
+            if step > 0 {
+                let rep = tab.last_report().expect("refit ran");
+                assert!(
+                    rep.converged() && rep.grad_norm <= rep.threshold,
+                    "step {step} shift {shift}: {rep:?} {:?} {:?}",
+                    tab.theta(),
+                    tab.history().len()
+                );
+                let h = tab.history();
+                let mut wa = vec![0.0; k];
+                for (&a, &r) in h.actions().iter().zip(h.rewards()) {
+                    wa[a] += r;
+                }
+                let s: f64 = wa.iter().sum();
+                let theta = tab.theta();
+                let m = theta.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = theta.iter().map(|t| (t - m).exp()).sum();
+                let scale = 1.0 + h.rewards().iter().map(|r| r.abs()).sum::<f64>();
+                for a in 0..k {
+                    let g = wa[a] - s * (theta[a] - m).exp() / z - lambda * theta[a];
+                    assert!(g.abs() <= 1e-11 * scale, "step {step}, action {a}: {g}");
+                }
+            }
+            let r = env.reward(d.action, &mut env_rng).expect("reward") + shift;
+            tab.learn(&x, d.action, r, d.propensity).expect("learn");
+        }
+        // The generic solver on the same history.
+        let mut lin = Refit::linear(k, 1, config).expect("valid");
+        let h = tab.history();
+        for ((&a, &r), &p) in h.actions().iter().zip(h.rewards()).zip(h.propensities()) {
+            lin.learn(&[1.0], a, r, p).expect("learn");
+        }
+        tab.refit_now().expect("refit");
+        lin.refit_now().expect("refit");
+        let diff = common::max_diff(&tab.theta(), &lin.theta());
+        assert!(diff <= 1e-10, "O(K) vs dense Newton: {diff}");
+    }
+}
+
+#[test]
+fn f32_tabular_refits_converge_to_their_own_tolerance() {
+    use refit::env::Bernoulli;
+    let means: Vec<f32> = (0..8).map(|a| 0.05 + 0.1 * a as f32).collect();
+    let mut env = Bernoulli::new(means).expect("env");
+    let mut learner =
+        Refit::<f32, Tabular<f32>>::tabular(8, RefitConfig::default()).expect("valid");
+    let (mut env_rng, mut rng) = (common::rng(41), common::rng(42));
+    let mut x = [1.0f32];
+    for _ in 0..3000 {
+        env.next_context(&mut env_rng, &mut x).expect("context");
+        let d = learner.act(&x, &mut rng).expect("act");
+        if let Some(rep) = learner.last_report() {
+            assert!(rep.converged() && rep.grad_norm <= rep.threshold, "{rep:?}");
+        }
+        let r = env.reward(d.action, &mut env_rng).expect("reward");
+        learner.learn(&x, d.action, r, d.propensity).expect("learn");
+    }
+}

@@ -79,6 +79,11 @@ dispatch!(logits_softmax_rows, logits_softmax_rows_avx2,
 dispatch!(logits_rows, logits_rows_avx2, (theta_t: &[F], xs: &[F], out: &mut [F], kp: usize) -> ());
 dispatch!(add_outer_batch_t, add_outer_batch_t_avx2,
     (theta_t: &mut [F], xs: &[F], cs: &[F], kp: usize) -> ());
+dispatch!(tabular_softmax, tabular_softmax_avx2, (theta: &[F], p: &mut [F]) -> Option<(F, F)>);
+dispatch!(tabular_loglik, tabular_loglik_avx2,
+    (w: &[F], s: F, lambda: F, theta: &[F], p: &[F], m: F, ln_z: F, g: &mut [F]) -> Option<F>);
+dispatch!(tabular_newton_step, tabular_newton_step_avx2,
+    (g: &[F], p: &[F], s: F, lambda: F, step: &mut [F], inv: &mut [F]) -> F);
 dispatch!(ridge_means, ridge_means_avx2, (theta: &[F], x: &[F], out: &mut [F]) -> ());
 dispatch!(ridge_widths, ridge_widths_avx2,
     (packed: &[F], x: &[F], xx: &mut [F], z: &mut [F], out: &mut [F]) -> ());

@@ -609,6 +609,86 @@ pub(crate) fn neg_hess_vec_pass<F: Real>(
     }
 }
 
+/// π = softmax(θ) into `p`, and (m, ln Σ_a e^(θ_a − m)) with m the
+/// largest θ_a: the softmax of a tabular policy whose logits are θ
+/// (`crate::solve::tabular`). `None` if m is not finite.
+#[inline(always)]
+pub(crate) fn tabular_softmax<F: Real>(theta: &[F], p: &mut [F]) -> Option<(F, F)> {
+    let m = max(theta);
+    if !m.is_finite() {
+        return None;
+    }
+    for (pa, &t) in p.iter_mut().zip(theta) {
+        *pa = (t - m).exp_fast();
+    }
+    let z = sum(p);
+    let inv = F::one() / z;
+    for pa in p.iter_mut() {
+        *pa *= inv;
+    }
+    Some((m, z.ln_fast()))
+}
+
+/// J and ∇J (into `g`) of the log-likelihood of a tabular policy with one
+/// row of weights `w` (total `s`) and penalty λ, given π = softmax(θ) and
+/// the shift `m` and `ln_z` of [`tabular_softmax`]:
+/// J = Σ_a w_a ((θ_a − m) − ln_z) − (λ/2)‖θ‖², ∇J = w − s π − λθ.
+/// log π_a is formed as (θ_a − m) − ln_z, exact for the largest logit up
+/// to ln_z (small when one action dominates), not as θ_a − (m + ln_z),
+/// whose rounding, times a large weight, would swamp the changes in J
+/// near the optimum. `None` if J or ∇J is not finite.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn tabular_loglik<F: Real>(
+    w: &[F],
+    s: F,
+    lambda: F,
+    theta: &[F],
+    p: &[F],
+    m: F,
+    ln_z: F,
+    g: &mut [F],
+) -> Option<F> {
+    let (mut value, mut sq) = (F::zero(), F::zero());
+    for (((ga, &pa), &wa), &t) in g.iter_mut().zip(p).zip(w).zip(theta) {
+        value = wa.mul_add((t - m) - ln_z, value);
+        sq = t.mul_add(t, sq);
+        *ga = (-lambda).mul_add(t, (-s).mul_add(pa, wa));
+    }
+    let value = (-lambda * F::c(0.5)).mul_add(sq, value);
+    (value.is_finite() && g.iter().all(|v| v.is_finite())).then_some(value)
+}
+
+/// The Newton step δ = (−∇²J)⁻¹∇J of the log-likelihood of a tabular
+/// policy into `step`, −∇²J = D − s π πᵀ with D = diag(s π + λ), by
+/// Sherman–Morrison (`crate::solve::tabular`), `inv` scratch for D⁻¹.
+/// Returns ∇J·δ.
+#[inline(always)]
+pub(crate) fn tabular_newton_step<F: Real>(
+    g: &[F],
+    p: &[F],
+    s: F,
+    lambda: F,
+    step: &mut [F],
+    inv: &mut [F],
+) -> F {
+    let (mut pu, mut pv) = (F::zero(), F::zero());
+    for (((st, iv), &ga), &pa) in step.iter_mut().zip(inv.iter_mut()).zip(g).zip(p) {
+        *iv = F::one() / s.mul_add(pa, lambda);
+        *st = ga * *iv;
+        pu = pa.mul_add(*st, pu);
+        pv = pa.mul_add(*iv, pv);
+    }
+    // 1 − s πᵀD⁻¹π = λ πᵀD⁻¹π: nothing cancels when s ≫ λ.
+    let c = s * pu / (lambda * pv);
+    let mut expected = F::zero();
+    for (((st, &iv), &ga), &pa) in step.iter_mut().zip(inv.iter()).zip(g).zip(p) {
+        *st = (c * pa).mul_add(iv, *st);
+        expected = st.mul_add(ga, expected);
+    }
+    expected
+}
+
 /// The predicted rewards of a per-action ridge model: `out[a] = θ_a · x`
 /// for θ row-major K×d (`out` has length K).
 #[inline(always)]

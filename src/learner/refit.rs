@@ -497,6 +497,8 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
             }
             self.closed = Some(p);
             closed_form_report(c.value)
+        } else if let Some(report) = self.structured_refit(x)? {
+            report
         } else {
             // Solved on copies: θ, the solver state and the objective's
             // remembered θ are put back if anything fails.
@@ -558,6 +560,60 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
         self.refits += 1;
         self.pending = 0;
         Ok(())
+    }
+
+    /// The refit by the objective's own structured solver
+    /// ([`HistoryObjective::structured_refit`]), `Ok(None)` where it has
+    /// none. That solver leaves the objective as it was, so a failure
+    /// changes nothing here; on success the warm solver's state is dropped
+    /// (it starts afresh if the generic solvers take over again).
+    fn structured_refit(&mut self, x: Option<&[F]>) -> Result<Option<Report<F>>> {
+        let mut theta = std::mem::take(&mut self.theta_trial);
+        theta.clone_from(&self.theta);
+        let Some(result) = self
+            .obj
+            .structured_refit(&mut theta, &self.schedule.options)
+        else {
+            self.theta_trial = theta;
+            return Ok(None);
+        };
+        let result = result.and_then(|report| {
+            if report.stop != StopReason::Converged && self.schedule.strict {
+                return Err(Error::NotConverged {
+                    iterations: report.iterations,
+                    grad_norm: report.grad_norm.f64(),
+                    threshold: report.threshold.f64(),
+                });
+            }
+            if !report.value.is_finite() {
+                return Err(Error::NonFiniteUpdate);
+            }
+            Ok(report)
+        });
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                self.theta_trial = theta;
+                return Err(e);
+            }
+        };
+        // θ is finite (the objective accepted it): these cannot fail, but
+        // are checked all the same, the policy put back if they do.
+        let mut set = self.policy.set_params(&theta);
+        if let (Ok(()), Some(x)) = (&set, x) {
+            set = self
+                .policy
+                .probabilities_into(x, &mut self.scratch)
+                .map(|_| ());
+        }
+        if let Err(e) = set {
+            self.theta_trial = theta;
+            let _ = self.policy.set_params(&self.theta);
+            return Err(e);
+        }
+        self.warm.reset();
+        self.theta_trial = std::mem::replace(&mut self.theta, theta);
+        Ok(Some(report))
     }
 
     /// Puts back what a failed refit changed: the policy's θ, the solver

@@ -290,6 +290,12 @@ impl<F: Real> Dataset<F> {
         }
     }
 
+    /// Row `i`'s weights per action (its padded stride) and their total.
+    /// Panics if `i` is not a row (callers check [`Dataset::rows`]).
+    pub(crate) fn row_weights(&self, i: usize) -> (&[F], F) {
+        (&self.ws[i * self.kp..(i + 1) * self.kp], self.cs[i])
+    }
+
     /// R_a = Σ_{s: a_s = a} w_s, the summed weight of each action.
     pub fn action_weights(&self) -> Vec<F> {
         let mut r = vec![F::zero(); self.k];

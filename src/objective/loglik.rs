@@ -61,6 +61,9 @@ pub struct LogLikelihood<F, P> {
     #[cfg_attr(feature = "serde", serde(skip))]
     point: Vec<F>,
     unit: Vec<F>,
+    /// Scratch of the O(K) refit of a tabular policy (not saved).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    tabular: crate::solve::tabular::Scratch<F>,
 }
 
 impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
@@ -121,6 +124,7 @@ impl<F: Real, P: Policy<F>> LogLikelihood<F, P> {
             saved: Vec::new(),
             point: crate::limits::try_filled(2 * stride, F::zero(), "k")?,
             unit: crate::limits::try_filled(d, F::one(), "d")?,
+            tabular: Default::default(),
         })
     }
 
@@ -436,6 +440,41 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for LogLikelihood<F, P> {
 
     fn closed_form(&self) -> Option<Result<ClosedForm<F>>> {
         (self.lambda == F::zero()).then(|| closed_form(&self.data))
+    }
+
+    fn structured_refit(
+        &mut self,
+        theta: &mut [F],
+        options: &crate::solve::Options<F>,
+    ) -> Option<Result<crate::solve::Report<F>>> {
+        use crate::solve::Method;
+        let k = self.model.num_actions();
+        let applies = matches!(options.method, Method::Auto | Method::Newton)
+            && self.model.identity_logits()
+            && self.model.num_params() == k
+            && theta.len() == k
+            && self.lambda > F::zero()
+            && self.data.rows() == 1
+            && !self.data.has_negative_row();
+        if !applies {
+            return None;
+        }
+        let threshold = options.tol * self.gradient_scale();
+        let mut run = || -> Result<crate::solve::Report<F>> {
+            options.check()?;
+            let (w, s) = self.data.row_weights(0);
+            let report = crate::solve::tabular::solve(
+                &w[..k],
+                s,
+                self.lambda,
+                theta,
+                threshold,
+                options,
+                &mut self.tabular,
+            )?;
+            Ok(report)
+        };
+        Some(run())
     }
 
     fn validate(&self) -> Result<()> {

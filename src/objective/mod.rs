@@ -303,6 +303,29 @@ pub trait HistoryObjective<F: Real>: Objective<F> + Clone + std::fmt::Debug + Se
         None
     }
 
+    /// A refit from `theta` (overwritten with the optimum) by a solver that
+    /// uses the objective's structure, where it has one that applies now;
+    /// `None` otherwise, and the generic solvers run. The log-likelihood of
+    /// a tabular policy ([`Policy::identity_logits`]) with λ > 0, its
+    /// history in one compressed row of non-negative total weight, and
+    /// [`crate::solve::Method::Auto`] or [`crate::solve::Method::Newton`],
+    /// solves its Newton systems in O(K) (docs/ARCHITECTURE.md, "Solvers").
+    /// The returned report is certified as the generic solvers' are. It
+    /// changes nothing but `theta`: the objective's remembered θ (its
+    /// [`HistoryObjective::model`]) stays where the last evaluation left
+    /// it. Default `None`.
+    ///
+    /// # Errors
+    /// Objective-specific; on error the caller puts back what it saved.
+    fn structured_refit(
+        &mut self,
+        theta: &mut [F],
+        options: &crate::solve::Options<F>,
+    ) -> Option<Result<crate::solve::Report<F>>> {
+        let _ = (theta, options);
+        None
+    }
+
     /// Checks the internal invariants, as after reading from a checkpoint.
     ///
     /// # Errors

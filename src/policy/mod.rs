@@ -295,6 +295,14 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether the logits are the parameters themselves, z_a = θ_a at every
+    /// context (the tabular softmax, [`Tabular`]). The refit of the
+    /// log-likelihood then solves its Newton systems in O(K) with the
+    /// softmax's diagonal-plus-rank-one Hessian. Default `false`.
+    fn identity_logits(&self) -> bool {
+        false
+    }
+
     /// θ as a new vector.
     fn params(&self) -> Vec<F> {
         let mut out = vec![F::zero(); self.num_params()];

@@ -102,6 +102,10 @@ impl<F: Real> Policy<F> for Tabular<F> {
         true
     }
 
+    fn identity_logits(&self) -> bool {
+        true
+    }
+
     #[inline]
     fn probabilities_into(&self, x: &[F], out: &mut [F]) -> Result<Normalizer<F>> {
         self.inner.probabilities_into(&Self::state(x)?, out)

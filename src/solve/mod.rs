@@ -24,6 +24,7 @@ mod cg;
 mod lanczos;
 mod multistart;
 mod newton;
+pub(crate) mod tabular;
 mod trust;
 pub(crate) mod warm;
 
