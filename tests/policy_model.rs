@@ -338,3 +338,68 @@ fn a_users_own_policy_plays_under_both_learners() {
     let theta = l.theta();
     assert!(theta[3] - theta[2] > 0.5, "{theta:?}");
 }
+
+#[test]
+fn linear_hessian_rows_match_row_by_row_pullbacks() {
+    // The blocked product of LinearSoftmax::add_logits_hessian_rows against
+    // add_logits_hessian one row at a time, on shapes whose triangles pad
+    // differently (d(d + 1)/2 = 1, 6, 15, 36; K(K + 1)/2 = 1, 10, 28, 55).
+    use rand::RngExt;
+    use refit::policy::LinearSoftmax;
+    let mut rng = common::rng(77);
+    for &(k, d, rows) in &[(1, 1, 3), (4, 3, 50), (7, 5, 300), (10, 8, 257)] {
+        let pi = LinearSoftmax::<f64>::new(k, d).expect("policy");
+        let p = k * d;
+        let xs: Vec<f64> = (0..rows * d).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let mut packed = Vec::new();
+        let mut full = Vec::new();
+        for _ in 0..rows {
+            let mut c = vec![0.0; k * k];
+            for a in 0..k {
+                for b in 0..=a {
+                    let v = rng.random_range(-1.0..1.0);
+                    c[a * k + b] = v;
+                    c[b * k + a] = v;
+                    packed.push(v);
+                }
+            }
+            full.push(c);
+        }
+        let mut h_rows = vec![0.5; p * p];
+        let mut scratch = Vec::new();
+        pi.add_logits_hessian_rows(&xs, &packed, &mut h_rows, &mut scratch)
+            .expect("rows");
+        let mut h_one = vec![0.5; p * p];
+        for (x, c) in xs.chunks_exact(d).zip(&full) {
+            pi.add_logits_hessian(x, c, &mut h_one).expect("row");
+        }
+        for i in 0..p {
+            for j in 0..=i {
+                let (a, b) = (h_rows[i * p + j], h_one[i * p + j]);
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()) * rows as f64,
+                    "K {k} d {d}: entry ({i}, {j}) {a} vs {b}"
+                );
+            }
+            // The upper triangle is not touched.
+            for j in i + 1..p {
+                assert_eq!(h_rows[i * p + j], 0.5);
+            }
+        }
+        // A second call with the same scratch adds the same again.
+        pi.add_logits_hessian_rows(&xs, &packed, &mut h_rows, &mut scratch)
+            .expect("rows");
+        assert!(
+            ((h_rows[0] - 0.5) - 2.0 * (h_one[0] - 0.5)).abs() <= 1e-10 * (1.0 + h_one[0].abs())
+        );
+        // Lengths that do not fit are errors.
+        assert!(
+            pi.add_logits_hessian_rows(&xs[1..], &packed, &mut h_rows, &mut scratch)
+                .is_err()
+        );
+        assert!(
+            pi.add_logits_hessian_rows(&xs, &packed[1..], &mut h_rows, &mut scratch)
+                .is_err()
+        );
+    }
+}

@@ -84,6 +84,8 @@ dispatch!(tabular_loglik, tabular_loglik_avx2,
     (w: &[F], s: F, lambda: F, theta: &[F], p: &[F], m: F, ln_z: F, g: &mut [F]) -> Option<F>);
 dispatch!(tabular_newton_step, tabular_newton_step_avx2,
     (g: &[F], p: &[F], s: F, lambda: F, step: &mut [F], inv: &mut [F]) -> F);
+dispatch!(gram_product, gram_product_avx2,
+    (c: &[F], z: &[F], n: usize, nq: usize, tp: usize, q_start: usize, g: &mut [F]) -> ());
 dispatch!(ridge_means, ridge_means_avx2, (theta: &[F], x: &[F], out: &mut [F]) -> ());
 dispatch!(ridge_widths, ridge_widths_avx2,
     (packed: &[F], x: &[F], xx: &mut [F], z: &mut [F], out: &mut [F]) -> ());

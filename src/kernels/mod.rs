@@ -13,7 +13,7 @@ mod dispatch;
 mod portable;
 
 pub(crate) use dispatch::{
-    add_outer_batch_t, add_scaled_score_t, factor, logits_rows, logits_softmax_rows,
+    add_outer_batch_t, add_scaled_score_t, factor, gram_product, logits_rows, logits_softmax_rows,
     logits_softmax_t, logits_t, loglik_pass, neg_hess_vec_pass, neg_hessian_rows, ridge_means,
     ridge_update, ridge_widths, soft_sweep, soft_sweep_back, softmax_in_place, softmax_padded,
     solve, tabular_loglik, tabular_newton_step, tabular_softmax,

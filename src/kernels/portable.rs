@@ -689,6 +689,54 @@ pub(crate) fn tabular_newton_step<F: Real>(
     expected
 }
 
+/// The product G = Cᵀ Z over `n` rows, in register tiles of 4 × 12:
+/// G[q·tp + t] = Σ_r c[r·nq + q0 + q] · z[r·tp + t] for q < g.len()/tp (a
+/// multiple of 4; `g` holds rows q0.. of the whole product, whose C has
+/// `nq` columns) and t < tp (a multiple of 12), the rows summed in order.
+/// With c[r·nq + ·] the packed lower triangle of row r's K×K Hessian in
+/// the logits and z[r·tp + ·] the products x_i x_j (i ≤ j) of its context,
+/// the rows of G are the weighted Gram matrices Σ_r C_r[a, b] x_r x_rᵀ
+/// whose blocks make the Hessian of linear logits
+/// (`LinearSoftmax::add_logits_hessian_rows`). Twelve accumulators per
+/// tile keep both FMA pipes busy through their latency.
+#[inline(always)]
+pub(crate) fn gram_product<F: Real>(
+    c: &[F],
+    z: &[F],
+    n: usize,
+    nq: usize,
+    tp: usize,
+    q_start: usize,
+    g: &mut [F],
+) {
+    const W: usize = 12;
+    if tp == 0 || nq == 0 {
+        return;
+    }
+    let (c, z) = (&c[..n * nq], &z[..n * tp]);
+    for (q4, gq) in g.chunks_exact_mut(4 * tp).enumerate() {
+        let q0 = q_start + 4 * q4;
+        for t0 in (0..tp).step_by(W) {
+            let mut acc = [[F::zero(); W]; 4];
+            for (zr, cr) in z.chunks_exact(tp).zip(c.chunks_exact(nq)) {
+                let (Some(zr), Some(cv)) = (zr.get(t0..t0 + W), cr.get(q0..q0 + 4)) else {
+                    return;
+                };
+                for (u, &v) in cv.iter().enumerate() {
+                    for l in 0..W {
+                        acc[u][l] = v.mul_add(zr[l], acc[u][l]);
+                    }
+                }
+            }
+            for (u, a) in acc.iter().enumerate() {
+                if let Some(out) = gq.get_mut(u * tp + t0..u * tp + t0 + W) {
+                    out.copy_from_slice(a);
+                }
+            }
+        }
+    }
+}
+
 /// The predicted rewards of a per-action ridge model: `out[a] = θ_a · x`
 /// for θ row-major K×d (`out` has length K).
 #[inline(always)]

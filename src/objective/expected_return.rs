@@ -116,6 +116,9 @@ pub struct ExpectedReturn<F, P> {
     /// Where a push keeps the terms it adds, to put back on failure.
     #[cfg_attr(feature = "serde", serde(skip))]
     saved: Vec<F>,
+    /// Scratch of [`Objective::neg_hessian`] (not saved).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    hess: super::HessianRows<F>,
 }
 
 /// Per-row and aggregate values at the model's θ.
@@ -257,6 +260,7 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
             summed: false,
             state: State::default(),
             saved: Vec::new(),
+            hess: Default::default(),
         })
     }
 
@@ -743,13 +747,14 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
         let nf = F::c(n as f64);
         let sn = matches!(self.estimator, Estimator::SelfNormalized);
         out.iter_mut().for_each(|v| *v = F::zero());
-        let (mut a, mut f, mut c) = (
-            vec![F::zero(); k],
-            vec![F::zero(); k],
-            vec![F::zero(); k * k],
-        );
+        let (mut a, mut f) = (vec![F::zero(); k], vec![F::zero(); k]);
         // ∇B = Σ ∇w (the self-normalized estimate's denominator).
         let mut grad_b = vec![F::zero(); p];
+        // The contexts and logit-space Hessians of the rows that count.
+        let mut hess = std::mem::take(&mut self.hess);
+        hess.xs.clear();
+        hess.cs.clear();
+        let (xs_rows, cs_rows) = (&mut hess.xs, &mut hess.cs);
         let st = &self.state;
         let (value, sum_w) = (st.value, st.sum_w);
         if n > 0 && (!sn || sum_w > F::zero()) {
@@ -764,8 +769,8 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
                             sa[i] / nf
                         };
                     }
-                    super::softmax_value_hessian(pi, &a, &mut f, &mut c);
-                    self.model.add_logits_hessian(x, &c, out)?;
+                    super::softmax_value_hessian_lower(pi, &a, &mut f, cs_rows);
+                    xs_rows.extend_from_slice(x);
                     if sn {
                         // ∂B/∂z through the softmax: π ⊙ (b − π·b).
                         let mean: F = pi.iter().zip(sb).map(|(p, v)| *p * *v).sum();
@@ -789,8 +794,8 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
                     };
                     a.iter_mut().for_each(|v| *v = F::zero());
                     a[it.action] = coef / it.propensity;
-                    super::softmax_value_hessian(pi, &a, &mut f, &mut c);
-                    self.model.add_logits_hessian(it.context, &c, out)?;
+                    super::softmax_value_hessian_lower(pi, &a, &mut f, cs_rows);
+                    xs_rows.extend_from_slice(it.context);
                     if sn {
                         let w = st.w[i];
                         for (b, fb) in f.iter_mut().enumerate() {
@@ -802,6 +807,13 @@ impl<F: Real, P: Policy<F>> Objective<F> for ExpectedReturn<F, P> {
                 }
             }
         }
+        // The rows' Hessians pulled back together (one blocked product for
+        // the linear softmax).
+        let formed = self
+            .model
+            .add_logits_hessian_rows(&hess.xs, &hess.cs, out, &mut hess.work);
+        self.hess = hess;
+        formed?;
         let scale = self.factor();
         let grad_v = &self.state.grad_v;
         for (i, row) in out.chunks_exact_mut(p).enumerate() {

@@ -78,6 +78,9 @@ pub struct FullInformation<F, P, E> {
     /// Where a push keeps the terms it adds, to put back on failure (not saved).
     #[cfg_attr(feature = "serde", serde(skip))]
     saved: Vec<F>,
+    /// Scratch of [`Objective::neg_hessian`] (not saved).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    hess: super::HessianRows<F>,
 }
 
 impl<F: Real, P: Policy<F>, E: Environment<F>> FullInformation<F, P, E> {
@@ -124,6 +127,7 @@ impl<F: Real, P: Policy<F>, E: Environment<F>> FullInformation<F, P, E> {
             q: Vec::new(),
             abs_q: F::zero(),
             saved: Vec::new(),
+            hess: Default::default(),
         })
     }
 
@@ -366,17 +370,23 @@ impl<F: Real, P: Policy<F>, E: Environment<F>> Objective<F> for FullInformation<
         let (d, k) = (self.model.context_dim(), self.model.num_actions());
         let pl = self.model.probs_len().max(k);
         out.iter_mut().for_each(|v| *v = F::zero());
-        let (mut pi, mut f, mut c) = (
-            vec![F::zero(); pl],
-            vec![F::zero(); k],
-            vec![F::zero(); k * k],
-        );
+        let (mut pi, mut f) = (vec![F::zero(); pl], vec![F::zero(); k]);
+        let mut hess = std::mem::take(&mut self.hess);
+        hess.cs.clear();
+        let cs_rows = &mut hess.cs;
         for t in 0..self.len() {
             let (x, q) = (&self.xs[t * d..(t + 1) * d], &self.q[t * k..(t + 1) * k]);
             self.model.probabilities_into(x, &mut pi)?;
-            super::softmax_value_hessian(&pi[..k], q, &mut f, &mut c);
-            self.model.add_logits_hessian(x, &c, out)?;
+            super::softmax_value_hessian_lower(&pi[..k], q, &mut f, cs_rows);
         }
+        let formed = self.model.add_logits_hessian_rows(
+            &self.xs[..self.len() * d],
+            &hess.cs,
+            out,
+            &mut hess.work,
+        );
+        self.hess = hess;
+        formed?;
         for (i, row) in out.chunks_exact_mut(p).enumerate() {
             for (j, o) in row[..=i].iter_mut().enumerate() {
                 *o = if i == j { self.lambda } else { F::zero() } - *o;

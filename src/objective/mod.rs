@@ -93,6 +93,31 @@ pub(crate) fn softmax_value_hessian<F: Real>(pi: &[F], a: &[F], f: &mut [F], c: 
     }
 }
 
+/// [`softmax_value_hessian`]'s C as a packed lower triangle appended to
+/// `out` (entries (a, b ≤ a) row by row), with f into `f`.
+pub(crate) fn softmax_value_hessian_lower<F: Real>(
+    pi: &[F],
+    a: &[F],
+    f: &mut [F],
+    out: &mut Vec<F>,
+) {
+    let k = pi.len();
+    let mean: F = pi.iter().zip(a).map(|(p, v)| *p * *v).sum();
+    for ((fb, &pb), &ab) in f.iter_mut().zip(pi).zip(a) {
+        *fb = pb * (ab - mean);
+    }
+    for b in 0..k {
+        let (fb, pb) = (f[b], pi[b]);
+        out.extend(
+            pi[..b]
+                .iter()
+                .zip(&f[..b])
+                .map(|(&pc, &fc)| F::zero() - pc * fb - pb * fc),
+        );
+        out.push(fb - pb * fb - pb * fb);
+    }
+}
+
 /// Adds the terms at `at`'s θ of one row whose contribution to J is
 /// V(z) = softmax(z(x)) · A (the expected returns' rows) to `terms`: V, its
 /// gradient Jᵀ f (f = π ⊙ (A − π·A)) and its negated Hessian −Jᵀ C J
@@ -236,6 +261,17 @@ pub struct Terms<'a, F> {
     pub grad: Option<&'a mut [F]>,
     /// −∇²J.
     pub neg_hessian: Option<&'a mut [F]>,
+}
+
+/// Scratch of a dense Hessian formed from its rows (not saved): the rows'
+/// contexts and logit-space Hessians, and the policy's work space for
+/// [`Policy::add_logits_hessian_rows`]. Kept so that a refit that forms
+/// the Hessian does not allocate (and fault in) megabytes each time.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HessianRows<F> {
+    pub(crate) xs: Vec<F>,
+    pub(crate) cs: Vec<F>,
+    pub(crate) work: Vec<F>,
 }
 
 /// The closed-form optimum of an objective that has one: the optimal

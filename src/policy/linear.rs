@@ -445,6 +445,78 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         Ok(())
     }
 
+    fn add_logits_hessian_rows(
+        &self,
+        xs: &[F],
+        cs: &[F],
+        h: &mut [F],
+        scratch: &mut Vec<F>,
+    ) -> Result<()> {
+        let (k, d) = (self.k, self.d);
+        let p = k * d;
+        let pairs = k * (k + 1) / 2;
+        let rows = cs.len() / pairs;
+        check_len("cs", cs.len(), rows * pairs)?;
+        check_len("xs", xs.len(), rows * d)?;
+        check_len("h", h.len(), p * p)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        // Z: the products x_i x_j (i ≤ j) of each row, padded to tp; C:
+        // each row's packed lower triangle, padded to a multiple of 4
+        // pairs; G = Cᵀ Z.
+        let tri = d * (d + 1) / 2;
+        let tp = tri.div_ceil(12) * 12;
+        let nq = pairs.div_ceil(4) * 4;
+        let zlen = crate::limits::product("Hessian rows", rows, tp, crate::limits::MAX_PARAMETERS)?;
+        let clen = crate::limits::product("Hessian rows", rows, nq, crate::limits::MAX_PARAMETERS)?;
+        let need = zlen + clen + nq * tp;
+        if scratch.len() < need {
+            crate::limits::try_reserve_to(scratch, need, "Hessian rows")?;
+            scratch.resize(need, F::zero());
+        }
+        let (z, rest) = scratch.split_at_mut(zlen);
+        let (ct, rest) = rest.split_at_mut(clen);
+        let g = &mut rest[..nq * tp];
+        for (((x, zr), cr), c) in xs
+            .chunks_exact(d)
+            .zip(z.chunks_exact_mut(tp))
+            .zip(ct.chunks_exact_mut(nq))
+            .zip(cs.chunks_exact(pairs))
+        {
+            let mut t = 0;
+            for (i, &xi) in x.iter().enumerate() {
+                for &xj in &x[i..] {
+                    zr[t] = xi * xj;
+                    t += 1;
+                }
+            }
+            zr[tri..].iter_mut().for_each(|v| *v = F::zero());
+            cr[..pairs].copy_from_slice(c);
+            cr[pairs..].iter_mut().for_each(|v| *v = F::zero());
+        }
+        crate::kernels::gram_product(ct, z, rows, nq, tp, 0, g);
+        // Block (a, b), a ≥ b, of the lower triangle: entry (i, j) is
+        // G_ab[min(i, j), max(i, j)]; within a diagonal block j ≤ i only.
+        let tri_index = |i: usize, j: usize| i * d - i * i.saturating_sub(1) / 2 + (j - i);
+        let mut q = 0;
+        for a in 0..k {
+            for b in 0..=a {
+                let gab = &g[q * tp..q * tp + tri];
+                for i in 0..d {
+                    let row = &mut h[(a * d + i) * p + b * d..(a * d + i) * p + b * d + d];
+                    let end = if b == a { i + 1 } else { d };
+                    for (j, o) in row[..end].iter_mut().enumerate() {
+                        let (lo, hi) = if i <= j { (i, j) } else { (j, i) };
+                        *o += gab[tri_index(lo, hi)];
+                    }
+                }
+                q += 1;
+            }
+        }
+        Ok(())
+    }
+
     fn loglik_neg_hessian_pass(&self, rows: Rows<'_, F>, h: &mut [F]) -> Result<()> {
         let (k, d, kp) = (self.k, self.d, self.kp);
         let n = k * d;

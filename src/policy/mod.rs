@@ -653,6 +653,46 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// [`Policy::add_logits_hessian`] of several rows at once: adds
+    /// Σ_r J_rᵀ C_r J_r to the lower triangle of `h`, with the contexts
+    /// `xs` (rows × d) and the symmetric K×K matrices C_r as packed lower
+    /// triangles `cs` (rows × K(K + 1)/2, entries (a, b ≤ a) row by row).
+    /// The default takes the rows one by one; the linear softmax forms the
+    /// weighted Gram matrices Σ_r C_r[a, b] x_r x_rᵀ as one blocked
+    /// product, the rows summed in order, in `scratch` (grown as needed and
+    /// kept by the caller, so that repeated calls do not allocate).
+    ///
+    /// # Errors
+    /// [`Error::Length`] for `xs`, `cs` or `h`; errors of
+    /// [`Policy::add_logits_hessian`].
+    fn add_logits_hessian_rows(
+        &self,
+        xs: &[F],
+        cs: &[F],
+        h: &mut [F],
+        scratch: &mut Vec<F>,
+    ) -> Result<()> {
+        let (k, d) = (self.num_actions(), self.context_dim());
+        let pairs = (k * (k + 1) / 2).max(1);
+        let rows = cs.len() / pairs;
+        check_len("cs", cs.len(), rows * pairs)?;
+        check_len("xs", xs.len(), rows * d)?;
+        crate::limits::try_reserve_to(scratch, k * k, "Hessian rows")?;
+        scratch.resize(k * k, F::zero());
+        for (x, c) in xs.chunks_exact(d.max(1)).zip(cs.chunks_exact(pairs)) {
+            let mut q = 0;
+            for a in 0..k {
+                for b in 0..=a {
+                    scratch[a * k + b] = c[q];
+                    scratch[b * k + a] = c[q];
+                    q += 1;
+                }
+            }
+            self.add_logits_hessian(x, scratch, h)?;
+        }
+        Ok(())
+    }
+
     /// Adds Σ_i [`Policy::add_loglik_neg_hessian`] of the rows (the
     /// negated Hessian of the log-likelihood's data term, lower triangle)
     /// to `h`, at the policy's θ. The linear policies form it in one

@@ -695,6 +695,22 @@ impl<F: Real> Warm<F> {
         Ok(())
     }
 
+    /// Forms −∇²J at the objective's remembered θ into H if the objective
+    /// can in one pass ([`Objective::neg_hessian`]); `false`, changing
+    /// nothing, if it cannot.
+    fn form_one_pass<O: Objective<F>>(&mut self, obj: &mut O, passes: &mut usize) -> Result<bool> {
+        if !obj.neg_hessian(&mut self.ws.h)? {
+            return Ok(false);
+        }
+        self.pairs.clear();
+        self.chol_valid = false;
+        self.shifted = false;
+        self.refreshes += 1;
+        *passes += 1;
+        self.h_valid = true;
+        Ok(true)
+    }
+
     /// The curvature at the objective's remembered θ, stationary (see
     /// [`Warm::solve_nonconcave`]). Folds the secant pairs into H first.
     fn certify<O: Objective<F>>(
@@ -704,6 +720,21 @@ impl<F: Real> Warm<F> {
         exact: bool,
         passes: &mut usize,
     ) -> Result<Curvature<F>> {
+        if !exact && options.curvature_steps > 0 {
+            // Where the objective forms −∇²J in one pass, the certificate
+            // is its factorization here, and the next refit starts from
+            // the exact Hessian (plus the new points' exact terms).
+            let n = self.n;
+            if self.form_one_pass(obj, passes)? {
+                self.ws.chol.copy_from_slice(&self.ws.h);
+                self.chol_valid = crate::kernels::factor(&mut self.ws.chol, n);
+                return Ok(if self.chol_valid {
+                    Curvature::Maximum(self.smallest_eigenvalue())
+                } else {
+                    Curvature::Unknown
+                });
+            }
+        }
         // Fold the pairs into H, keeping the factor of H before them.
         let keep = self.chol_valid && !self.shifted;
         self.fold_pairs();
