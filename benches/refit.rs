@@ -6,7 +6,8 @@
 //! `cargo bench --bench refit`. Targets (2-core machine, release): a warm
 //! refit (a hundredth of `100_refits_from_n`) ≤ 3× one gradient pass at
 //! n = 10³, ≤ 1.5× at n = 10⁴; the T = 10⁴ contextual run ≤ 3 s; the
-//! T = 10⁶ tabular run ≤ 1 s.
+//! T = 10⁶ tabular run ≤ 0.3 s (issue 18); the warm expected-return refit
+//! ≤ 6 passes' worth (issue 18).
 
 use std::hint::black_box;
 
