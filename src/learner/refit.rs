@@ -220,15 +220,19 @@ impl<F: Real> Default for RefitConfig<F> {
 /// the exact Hessian is formed instead; with more than 256 parameters (or
 /// [`crate::solve::Method::NewtonCg`]) the refit is Hessian-free. With
 /// λ = 0 on a tabular learner the optimum is the closed form
-/// π*(a) = R_a / Σ_b R_b. An objective that is not concave
+/// π*(a) = R_a / Σ_b R_b; with λ > 0 its log-likelihood takes Newton
+/// steps in O(K) (the softmax's Hessian is a diagonal minus a rank one,
+/// [`HistoryObjective::structured_refit`]). An objective that is not concave
 /// ([`crate::objective::Objective::concave`]: the expected returns
 /// [`crate::objective::ExpectedReturn`] and
 /// [`crate::objective::FullInformation`], signed weights) is refit, up to
 /// 256 parameters, by lagged Newton on a dense Hessian kept from refit to
 /// refit (damped where J is not concave at the start), each optimum's
-/// curvature certified — by a factorization of the Hessian where it was
-/// just formed, else by three steps of Lanczos on the exact Hessian
-/// products preconditioned by the kept one ([`Report::min_curvature`]) —
+/// curvature certified — by a factorization of the Hessian formed at the
+/// optimum where the objective forms it in one pass (logits linear in θ;
+/// the next refit then starts from it), else by three steps of Lanczos on
+/// the exact Hessian products preconditioned by the kept one
+/// ([`Report::min_curvature`]) —
 /// and by [`crate::solve::trust_region`] from where it stands when that
 /// fails, above 256 parameters or with
 /// [`crate::solve::Method::TrustRegion`]; the report says whether it met
