@@ -232,8 +232,9 @@ pub enum Error {
         "{estimator} is not finite ({value}): the logged rewards over their propensities overflow"
     )]
     NonFiniteEstimate {
-        /// What overflowed: "IPS", "SNIPS", "DM", "DR", "<estimator>
-        /// standard error" or "mean importance weight".
+        /// What overflowed: "IPS", "SNIPS", "DM", "DR", an estimator's
+        /// standard error ("IPS standard error", …) or "mean importance
+        /// weight".
         estimator: &'static str,
         /// Its value.
         value: f64,
