@@ -663,17 +663,15 @@ impl<F: Real> Warm<F> {
     /// in one pass where the objective can, else column by column from
     /// Hessian-vector products, symmetrized.
     fn form<O: Objective<F>>(&mut self, obj: &mut O, passes: &mut usize) -> Result<()> {
+        if self.form_one_pass(obj, passes)? {
+            return Ok(());
+        }
         let n = self.n;
         self.pairs.clear();
         self.chol_valid = false;
         self.shifted = false;
         self.refreshes += 1;
-        *passes += 1;
-        if obj.neg_hessian(&mut self.ws.h)? {
-            self.h_valid = true;
-            return Ok(());
-        }
-        *passes += n - 1;
+        *passes += n;
         // The full matrix of products in `chol` (as scratch), then the
         // symmetric part's lower triangle in H.
         let sc = &mut self.scratch;
