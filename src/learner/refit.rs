@@ -531,23 +531,7 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
                 self.warm.reset();
                 crate::solve::trust_region(&mut self.obj, &mut theta, &self.schedule.options)
             };
-            let result = result.and_then(|report| {
-                if report.stop != StopReason::Converged && self.schedule.strict {
-                    return Err(Error::NotConverged {
-                        iterations: report.iterations,
-                        grad_norm: report.grad_norm.f64(),
-                        threshold: report.threshold.f64(),
-                    });
-                }
-                if !report.value.is_finite() {
-                    return Err(Error::NonFiniteUpdate);
-                }
-                self.policy.set_params(&theta)?;
-                if let Some(x) = x {
-                    self.policy.probabilities_into(x, &mut self.scratch)?;
-                }
-                Ok(report)
-            });
+            let result = result.and_then(|report| self.adopt(&theta, x, report));
             match result {
                 Ok(report) => {
                     self.theta_trial = std::mem::replace(&mut self.theta, theta);
@@ -581,43 +565,41 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
             self.theta_trial = theta;
             return Ok(None);
         };
-        let result = result.and_then(|report| {
-            if report.stop != StopReason::Converged && self.schedule.strict {
-                return Err(Error::NotConverged {
-                    iterations: report.iterations,
-                    grad_norm: report.grad_norm.f64(),
-                    threshold: report.threshold.f64(),
-                });
-            }
-            if !report.value.is_finite() {
-                return Err(Error::NonFiniteUpdate);
-            }
-            Ok(report)
-        });
-        let report = match result {
+        let report = match result.and_then(|report| self.adopt(&theta, x, report)) {
             Ok(report) => report,
             Err(e) => {
+                // Only the policy may have changed: back to the current
+                // optimum, where it was valid.
                 self.theta_trial = theta;
+                let _ = self.policy.set_params(&self.theta);
                 return Err(e);
             }
         };
-        // θ is finite (the objective accepted it): these cannot fail, but
-        // are checked all the same, the policy put back if they do.
-        let mut set = self.policy.set_params(&theta);
-        if let (Ok(()), Some(x)) = (&set, x) {
-            set = self
-                .policy
-                .probabilities_into(x, &mut self.scratch)
-                .map(|_| ());
-        }
-        if let Err(e) = set {
-            self.theta_trial = theta;
-            let _ = self.policy.set_params(&self.theta);
-            return Err(e);
-        }
         self.warm.reset();
         self.theta_trial = std::mem::replace(&mut self.theta, theta);
         Ok(Some(report))
+    }
+
+    /// Takes a solver's `report` and θ: refuses a refit that did not
+    /// converge (with `strict`) or whose value is not finite, then sets the
+    /// policy to θ and, given a context, forms π there into `scratch`. On
+    /// error the policy may hold θ: the caller puts back what it changed.
+    fn adopt(&mut self, theta: &[F], x: Option<&[F]>, report: Report<F>) -> Result<Report<F>> {
+        if report.stop != StopReason::Converged && self.schedule.strict {
+            return Err(Error::NotConverged {
+                iterations: report.iterations,
+                grad_norm: report.grad_norm.f64(),
+                threshold: report.threshold.f64(),
+            });
+        }
+        if !report.value.is_finite() {
+            return Err(Error::NonFiniteUpdate);
+        }
+        self.policy.set_params(theta)?;
+        if let Some(x) = x {
+            self.policy.probabilities_into(x, &mut self.scratch)?;
+        }
+        Ok(report)
     }
 
     /// Puts back what a failed refit changed: the policy's θ, the solver

@@ -459,22 +459,20 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for LogLikelihood<F, P> {
         if !applies {
             return None;
         }
+        if let Err(e) = options.check() {
+            return Some(Err(e));
+        }
         let threshold = options.tol * self.gradient_scale();
-        let mut run = || -> Result<crate::solve::Report<F>> {
-            options.check()?;
-            let (w, s) = self.data.row_weights(0);
-            let report = crate::solve::tabular::solve(
-                &w[..k],
-                s,
-                self.lambda,
-                theta,
-                threshold,
-                options,
-                &mut self.tabular,
-            )?;
-            Ok(report)
-        };
-        Some(run())
+        let (w, s) = self.data.row_weights(0);
+        Some(crate::solve::tabular::solve(
+            &w[..k],
+            s,
+            self.lambda,
+            theta,
+            threshold,
+            options,
+            &mut self.tabular,
+        ))
     }
 
     fn validate(&self) -> Result<()> {

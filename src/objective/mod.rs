@@ -75,16 +75,22 @@ pub(crate) fn difference_hess_vec<F: Real>(
     Ok(())
 }
 
+/// The gradient in the logits of V(z) = softmax(z) · A into `f`:
+/// f = π ⊙ (A − π·A).
+fn softmax_value_gradient<F: Real>(pi: &[F], a: &[F], f: &mut [F]) {
+    let mean: F = pi.iter().zip(a).map(|(p, v)| *p * *v).sum();
+    for ((fb, &pb), &ab) in f.iter_mut().zip(pi).zip(a) {
+        *fb = pb * (ab - mean);
+    }
+}
+
 /// The Hessian in the logits of V(z) = softmax(z) · A, for the dense
 /// Hessians of the expected returns: with f = π ⊙ (A − π·A) (the
 /// gradient), C_bc = δ_bc f_b − π_c f_b − π_b f_c, written row-major into
 /// `c` (K×K).
 pub(crate) fn softmax_value_hessian<F: Real>(pi: &[F], a: &[F], f: &mut [F], c: &mut [F]) {
     let k = pi.len();
-    let mean: F = pi.iter().zip(a).map(|(p, v)| *p * *v).sum();
-    for ((fb, &pb), &ab) in f.iter_mut().zip(pi).zip(a) {
-        *fb = pb * (ab - mean);
-    }
+    softmax_value_gradient(pi, a, f);
     for (b, row) in c.chunks_exact_mut(k).enumerate().take(k) {
         for (cc, o) in row.iter_mut().enumerate() {
             let diag = if b == cc { f[b] } else { F::zero() };
@@ -102,10 +108,7 @@ pub(crate) fn softmax_value_hessian_lower<F: Real>(
     out: &mut Vec<F>,
 ) {
     let k = pi.len();
-    let mean: F = pi.iter().zip(a).map(|(p, v)| *p * *v).sum();
-    for ((fb, &pb), &ab) in f.iter_mut().zip(pi).zip(a) {
-        *fb = pb * (ab - mean);
-    }
+    softmax_value_gradient(pi, a, f);
     for b in 0..k {
         let (fb, pb) = (f[b], pi[b]);
         out.extend(

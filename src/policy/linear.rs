@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use super::{
-    Checked, Normalizer, Policy, Rows, check_action, check_context, check_len, max_abs,
+    Checked, Normalizer, Policy, Rows, check_action, check_context, check_len, max_abs, row_count,
     update_is_finite,
 };
 use crate::error::{Error, Result};
@@ -378,9 +378,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
 
     fn probabilities_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
         let (d, kp) = (self.d, self.kp);
-        let rows = xs.len() / d;
-        check_len("xs", xs.len(), rows * d)?;
-        check_len("out", out.len(), rows * kp)?;
+        row_count(("xs", xs.len(), d), ("out", out.len(), kp))?;
         if let Some(i) = xs.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFiniteContext {
                 index: i % d,
@@ -396,9 +394,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
 
     fn logits_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
         let (d, kp) = (self.d, self.kp);
-        let rows = xs.len() / d;
-        check_len("xs", xs.len(), rows * d)?;
-        check_len("out", out.len(), rows * kp)?;
+        row_count(("xs", xs.len(), d), ("out", out.len(), kp))?;
         crate::kernels::logits_rows(&self.theta, xs, out, kp);
         Ok(())
     }
@@ -407,9 +403,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
     /// of the gradient in registers over the rows), then to `grad`.
     fn add_logits_vjp_rows(&self, xs: &[F], cs: &[F], grad: &mut [F]) -> Result<()> {
         let (k, d, kp) = (self.k, self.d, self.kp);
-        let rows = xs.len() / d;
-        check_len("xs", xs.len(), rows * d)?;
-        check_len("cs", cs.len(), rows * kp)?;
+        row_count(("xs", xs.len(), d), ("cs", cs.len(), kp))?;
         check_len("grad", grad.len(), k * d)?;
         let mut acc = crate::limits::try_filled(kp * d, F::zero(), "gradient")?;
         crate::kernels::add_outer_batch_t(&mut acc, xs, cs, kp);
@@ -455,9 +449,7 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         let (k, d) = (self.k, self.d);
         let p = k * d;
         let pairs = k * (k + 1) / 2;
-        let rows = cs.len() / pairs;
-        check_len("cs", cs.len(), rows * pairs)?;
-        check_len("xs", xs.len(), rows * d)?;
+        let rows = row_count(("cs", cs.len(), pairs), ("xs", xs.len(), d))?;
         check_len("h", h.len(), p * p)?;
         if rows == 0 {
             return Ok(());

@@ -564,9 +564,7 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     /// [`Error::NonFiniteLogits`], errors of the context checks.
     fn probabilities_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
         let (d, pl) = (self.context_dim(), self.probs_len());
-        let rows = xs.len() / d.max(1);
-        check_len("xs", xs.len(), rows * d)?;
-        check_len("out", out.len(), rows * pl)?;
+        row_count(("xs", xs.len(), d), ("out", out.len(), pl))?;
         for (x, o) in xs
             .chunks_exact(d.max(1))
             .zip(out.chunks_exact_mut(pl.max(1)))
@@ -584,9 +582,7 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     /// As [`Policy::probabilities_rows`].
     fn logits_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
         let (k, d, pl) = (self.num_actions(), self.context_dim(), self.probs_len());
-        let rows = xs.len() / d.max(1);
-        check_len("xs", xs.len(), rows * d)?;
-        check_len("out", out.len(), rows * pl)?;
+        row_count(("xs", xs.len(), d), ("out", out.len(), pl))?;
         for (x, o) in xs
             .chunks_exact(d.max(1))
             .zip(out.chunks_exact_mut(pl.max(1)))
@@ -604,9 +600,7 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     /// As [`Policy::add_logits_vjp`].
     fn add_logits_vjp_rows(&self, xs: &[F], cs: &[F], grad: &mut [F]) -> Result<()> {
         let (k, d, pl) = (self.num_actions(), self.context_dim(), self.probs_len());
-        let rows = xs.len() / d.max(1);
-        check_len("xs", xs.len(), rows * d)?;
-        check_len("cs", cs.len(), rows * pl)?;
+        row_count(("xs", xs.len(), d), ("cs", cs.len(), pl))?;
         for (x, c) in xs.chunks_exact(d.max(1)).zip(cs.chunks_exact(pl.max(1))) {
             self.add_logits_vjp(x, &c[..k], grad)?;
         }
@@ -674,9 +668,7 @@ pub trait Policy<F: Real>: Clone + std::fmt::Debug + Send + Sync {
     ) -> Result<()> {
         let (k, d) = (self.num_actions(), self.context_dim());
         let pairs = (k * (k + 1) / 2).max(1);
-        let rows = cs.len() / pairs;
-        check_len("cs", cs.len(), rows * pairs)?;
-        check_len("xs", xs.len(), rows * d)?;
+        row_count(("cs", cs.len(), pairs), ("xs", xs.len(), d))?;
         crate::limits::try_reserve_to(scratch, k * k, "Hessian rows")?;
         scratch.resize(k * k, F::zero());
         for (x, c) in xs.chunks_exact(d.max(1)).zip(cs.chunks_exact(pairs)) {
@@ -839,6 +831,20 @@ pub fn check_len(name: &'static str, got: usize, expected: usize) -> Result<()> 
             got,
         })
     }
+}
+
+/// The number of rows of two row-major slices that must hold the same
+/// rows: `a` = (name, length, width) fixes it (length / width), and each
+/// slice must then be exactly that many rows; else [`Error::Length`]
+/// naming the slice. A width of 0 counts as 1.
+pub(crate) fn row_count(
+    a: (&'static str, usize, usize),
+    b: (&'static str, usize, usize),
+) -> Result<usize> {
+    let rows = a.1 / a.2.max(1);
+    check_len(a.0, a.1, rows * a.2)?;
+    check_len(b.0, b.1, rows * b.2)?;
+    Ok(rows)
 }
 
 /// `Ok` if every parameter is finite, else [`Error::NonFiniteParameter`]

@@ -196,6 +196,30 @@ pub fn closed_form<F: Real>(data: &Dataset<F>) -> Result<(Vec<F>, Report<F>)> {
     Ok((c.probs, closed_form_report(c.value)))
 }
 
+/// The report of a solve whose end point's curvature was not checked (a
+/// concave solver, or one that stopped before the convergence test held).
+pub(crate) fn report<F: Real>(
+    iterations: usize,
+    passes: usize,
+    grad_norm: F,
+    threshold: F,
+    value: F,
+    negative_curvature: bool,
+    stop: StopReason,
+) -> Report<F> {
+    Report {
+        iterations,
+        passes,
+        grad_norm,
+        threshold,
+        value,
+        stop,
+        negative_curvature,
+        min_curvature: None,
+        saddle: false,
+    }
+}
+
 /// The report of a closed-form optimum with value `value`.
 pub(crate) fn closed_form_report<F: Real>(value: F) -> Report<F> {
     Report {

@@ -17,7 +17,7 @@
 //! solvers; −∇²J is positive definite, so the optimum is the unique
 //! maximum and its curvature needs no check.
 
-use super::{Options, Report, StopReason, accept_step, norm_inf, stop_reason};
+use super::{Options, Report, StopReason, accept_step, norm_inf, report, stop_reason};
 use crate::error::{Error, Result};
 use crate::real::Real;
 
@@ -94,9 +94,12 @@ pub(crate) fn solve<F: Real>(
     loop {
         let gn = norm_inf(g);
         if let Some(stop) = stop_reason(gn, threshold, iterations, options.max_iter) {
-            return Ok(report(iterations, passes, gn, threshold, value, stop));
+            return Ok(report(
+                iterations, passes, gn, threshold, value, false, stop,
+            ));
         }
-        // The Newton step by Sherman–Morrison (module docs).
+        // The Newton step by Sherman–Morrison (module docs); `trial` is
+        // free until the line search and holds D⁻¹ meanwhile.
         let expected = crate::kernels::tabular_newton_step(g, p, s, lambda, step, trial);
         iterations += 1;
         let mut t = F::one();
@@ -133,30 +136,10 @@ pub(crate) fn solve<F: Real>(
                 gn,
                 threshold,
                 value,
+                false,
                 StopReason::LineSearchFailed,
             ));
         }
-    }
-}
-
-fn report<F: Real>(
-    iterations: usize,
-    passes: usize,
-    grad_norm: F,
-    threshold: F,
-    value: F,
-    stop: StopReason,
-) -> Report<F> {
-    Report {
-        iterations,
-        passes,
-        grad_norm,
-        threshold,
-        value,
-        stop,
-        negative_curvature: false,
-        min_curvature: None,
-        saddle: false,
     }
 }
 

@@ -2,7 +2,7 @@
 //! that are not concave.
 
 use super::lanczos::{dot, min_eigen, norm2};
-use super::{Options, Report, StopReason, norm_inf};
+use super::{Options, Report, StopReason, norm_inf, report};
 use crate::error::{Error, Result};
 use crate::objective::Objective;
 use crate::real::Real;
@@ -172,29 +172,6 @@ pub fn trust_region<F: Real, O: Objective<F>>(
             value = obj.value_grad(theta, &mut grad)?;
             passes += 1;
         }
-    }
-}
-
-/// The report of a solve that stopped before the convergence test held.
-fn report<F: Real>(
-    iterations: usize,
-    passes: usize,
-    grad_norm: F,
-    threshold: F,
-    value: F,
-    negative_curvature: bool,
-    stop: StopReason,
-) -> Report<F> {
-    Report {
-        iterations,
-        passes,
-        grad_norm,
-        threshold,
-        value,
-        stop,
-        negative_curvature,
-        min_curvature: None,
-        saddle: false,
     }
 }
 
