@@ -183,6 +183,15 @@ impl<F: Real> Warm<F> {
         self.shifted = false;
     }
 
+    /// Checks the options and that θ and the objective have this solver's
+    /// dimension, which it returns.
+    fn check(&self, options: &Options<F>, theta: usize, dim: usize) -> Result<usize> {
+        options.check()?;
+        crate::policy::check_len("theta", theta, self.n)?;
+        crate::policy::check_len("objective dimension", dim, self.n)?;
+        Ok(self.n)
+    }
+
     /// Solves from `theta` (overwritten with the result).
     pub(crate) fn solve<O: HistoryObjective<F>>(
         &mut self,
@@ -190,10 +199,7 @@ impl<F: Real> Warm<F> {
         theta: &mut [F],
         options: &Options<F>,
     ) -> Result<Report<F>> {
-        options.check()?;
-        let n = self.n;
-        crate::policy::check_len("theta", theta.len(), n)?;
-        crate::policy::check_len("objective dimension", obj.dim(), n)?;
+        let n = self.check(options, theta.len(), obj.dim())?;
         self.unshift();
         let dense = match options.method {
             Method::Newton => true,
@@ -517,10 +523,7 @@ impl<F: Real> Warm<F> {
         theta: &mut [F],
         options: &Options<F>,
     ) -> Result<Report<F>> {
-        options.check()?;
-        let n = self.n;
-        crate::policy::check_len("theta", theta.len(), n)?;
-        crate::policy::check_len("objective dimension", obj.dim(), n)?;
+        let n = self.check(options, theta.len(), obj.dim())?;
         let nn = crate::limits::newton_dim(n)?;
         for m in [&mut self.ws.h, &mut self.ws.chol] {
             crate::limits::try_reserve_to(m, nn, "dense Hessian")?;
