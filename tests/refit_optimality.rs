@@ -496,3 +496,46 @@ fn f32_tabular_refits_converge_to_their_own_tolerance() {
         learner.learn(&x, d.action, r, d.propensity).expect("learn");
     }
 }
+
+/// The act of a tabular learner takes π from the O(K) solver, which formed
+/// it at the optimum; it must be bit for bit what the policy forms at that
+/// θ, for every K (padded or not), in f64 and f32.
+fn tabular_act_probabilities_are_the_policys<F>(ks: &[usize], steps: usize)
+where
+    F: refit::real::Real,
+{
+    use refit::env::Bernoulli;
+    use refit::policy::Policy;
+    // f32 → f64 is exact and one-to-one: equal f64 bits, equal F bits.
+    let bits = |v: F| v.to_f64().expect("finite").to_bits();
+    for &k in ks {
+        let means: Vec<F> = (0..k)
+            .map(|a| F::from(0.05 + 0.9 * a as f64 / k as f64).expect("small"))
+            .collect();
+        let mut env = Bernoulli::new(means).expect("env");
+        let mut learner = Refit::<F, Tabular<F>>::tabular(k, RefitConfig::default()).expect("k");
+        let mut check = Tabular::<F>::new(k).expect("k");
+        let (mut env_rng, mut rng) = (common::rng(51 + k as u64), common::rng(52));
+        let mut x = [F::one()];
+        let mut p = vec![F::zero(); k];
+        for step in 0..steps {
+            env.next_context(&mut env_rng, &mut x).expect("context");
+            let d = learner.act(&x, &mut rng).expect("act");
+            check.set_params(&learner.theta()).expect("finite");
+            check.probabilities_into(&x, &mut p).expect("finite");
+            let acted = learner.probabilities().expect("acted");
+            let same = acted.iter().zip(&p).all(|(&a, &b)| bits(a) == bits(b));
+            assert!(same, "K {k} step {step}: {acted:?} vs {p:?}");
+            assert_eq!(bits(d.propensity), bits(p[d.action]));
+            let r = env.reward(d.action, &mut env_rng).expect("reward");
+            learner.learn(&x, d.action, r, d.propensity).expect("learn");
+        }
+    }
+}
+
+#[test]
+fn tabular_act_probabilities_are_the_policys_bit_for_bit() {
+    let ks: Vec<usize> = (1..=13).chain([16, 17, 31, 64]).collect();
+    tabular_act_probabilities_are_the_policys::<f64>(&ks, 300);
+    tabular_act_probabilities_are_the_policys::<f32>(&ks, 300);
+}

@@ -609,9 +609,31 @@ pub(crate) fn neg_hess_vec_pass<F: Real>(
     }
 }
 
+/// Σ a as [`sum`] forms it over `a` padded with zeros to a multiple of
+/// four: the last partial chunk in its own lanes (adding a zero is exact,
+/// so the padding need not be there).
+#[inline(always)]
+fn sum_as_padded<F: Real>(a: &[F]) -> F {
+    let mut acc = [F::zero(); 4];
+    let mut c = a.chunks_exact(4);
+    for x in &mut c {
+        acc[0] += x[0];
+        acc[1] += x[1];
+        acc[2] += x[2];
+        acc[3] += x[3];
+    }
+    for (l, x) in c.remainder().iter().enumerate() {
+        acc[l] += *x;
+    }
+    (acc[0] + acc[2]) + (acc[1] + acc[3])
+}
+
 /// π = softmax(θ) into `p`, and (m, ln Σ_a e^(θ_a − m)) with m the
 /// largest θ_a: the softmax of a tabular policy whose logits are θ
-/// (`crate::solve::tabular`). `None` if m is not finite.
+/// (`crate::solve::tabular`). π is bit for bit the padded softmax of
+/// [`logits_softmax_t`] at the context 1 (same shift, same exponential,
+/// the sum in the same lanes), so a refit hands it to the act as it is.
+/// `None` if m is not finite.
 #[inline(always)]
 pub(crate) fn tabular_softmax<F: Real>(theta: &[F], p: &mut [F]) -> Option<(F, F)> {
     let m = max(theta);
@@ -621,7 +643,7 @@ pub(crate) fn tabular_softmax<F: Real>(theta: &[F], p: &mut [F]) -> Option<(F, F
     for (pa, &t) in p.iter_mut().zip(theta) {
         *pa = (t - m).exp_fast();
     }
-    let z = sum(p);
+    let z = sum_as_padded(p);
     let inv = F::one() / z;
     for pa in p.iter_mut() {
         *pa *= inv;

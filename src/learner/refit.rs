@@ -597,7 +597,17 @@ impl<F: Real, P: Policy<F>, O: HistoryObjective<F, Policy = P>> Refit<F, P, O> {
         }
         self.policy.set_params(theta)?;
         if let Some(x) = x {
-            self.policy.probabilities_into(x, &mut self.scratch)?;
+            match self.obj.structured_probabilities(theta) {
+                // The solver's π at θ, the same bits the policy would form.
+                Some(p) if p.len() <= self.scratch.len() => {
+                    let (head, pad) = self.scratch.split_at_mut(p.len());
+                    head.copy_from_slice(p);
+                    pad.fill(F::zero());
+                }
+                _ => {
+                    self.policy.probabilities_into(x, &mut self.scratch)?;
+                }
+            }
         }
         Ok(report)
     }

@@ -475,6 +475,13 @@ impl<F: Real, P: Policy<F>> HistoryObjective<F> for LogLikelihood<F, P> {
         ))
     }
 
+    fn structured_probabilities(&self, theta: &[F]) -> Option<&[F]> {
+        if !self.model.identity_logits() {
+            return None;
+        }
+        self.tabular.probabilities_at(theta)
+    }
+
     fn validate(&self) -> Result<()> {
         self.validate_state()
     }

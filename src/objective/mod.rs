@@ -365,6 +365,17 @@ pub trait HistoryObjective<F: Real>: Objective<F> + Clone + std::fmt::Debug + Se
         None
     }
 
+    /// π at `theta` as the last [`HistoryObjective::structured_refit`]
+    /// formed it, if that refit ended at `theta` and the policy's π is the
+    /// same at every context ([`Policy::identity_logits`]): bit for bit the
+    /// first K entries of what [`Policy::probabilities_into`] writes there
+    /// (the rest are zero), so a learner need not form it again. `None`
+    /// otherwise, and the policy forms π. Default `None`.
+    fn structured_probabilities(&self, theta: &[F]) -> Option<&[F]> {
+        let _ = theta;
+        None
+    }
+
     /// Checks the internal invariants, as after reading from a checkpoint.
     ///
     /// # Errors

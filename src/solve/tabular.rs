@@ -42,6 +42,14 @@ pub(crate) struct Scratch<F> {
 }
 
 /// Whether two θ are the same bits (the same value and sign of zero).
+impl<F: Real> Scratch<F> {
+    /// π at `theta` if the last solve ended there (the memo), else `None`.
+    pub(crate) fn probabilities_at(&self, theta: &[F]) -> Option<&[F]> {
+        let k = theta.len();
+        (self.memo && self.buf.len() >= k && same(&self.at, theta)).then(|| &self.buf[..k])
+    }
+}
+
 fn same<F: Real>(a: &[F], b: &[F]) -> bool {
     a.len() == b.len()
         && a.iter()
