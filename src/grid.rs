@@ -115,6 +115,32 @@ impl Observation {
     /// exceed ½), the cue where its plane is largest and positive (its
     /// amplitude is a setting).
     pub fn parse<F: Real>(n: usize, x: &[F]) -> Result<Self> {
+        let marks = Marks::parse(n, x)?;
+        let half = F::c(0.5);
+        let walls: Vec<bool> = x[..n * n].iter().map(|v| *v > half).collect();
+        let Marks { agent, goal, cue } = marks;
+        Ok(Self {
+            walls,
+            agent,
+            goal,
+            cue,
+        })
+    }
+}
+
+/// The marked cells of a [`crate::env::GridNav`] observation (its agent,
+/// goal and cue), read and checked as [`Observation::parse`] reads them,
+/// without collecting the walls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Marks {
+    pub(crate) agent: usize,
+    pub(crate) goal: usize,
+    pub(crate) cue: Option<usize>,
+}
+
+impl Marks {
+    /// See [`Observation::parse`]: the same checks and errors.
+    pub(crate) fn parse<F: Real>(n: usize, x: &[F]) -> Result<Self> {
         let cells = n * n;
         if x.len() != 4 * cells {
             return Err(Error::Length {
@@ -124,7 +150,6 @@ impl Observation {
             });
         }
         let half = F::c(0.5);
-        let walls: Vec<bool> = x[..cells].iter().map(|v| *v > half).collect();
         let argmax = |plane: &[F]| -> Option<usize> {
             let (i, v) = plane
                 .iter()
@@ -144,7 +169,7 @@ impl Observation {
             argmax(&x[cells..2 * cells]).ok_or(bad("a GridNav observation with an agent cell"))?;
         let goal = argmax(&x[2 * cells..3 * cells])
             .ok_or(bad("a GridNav observation with a goal cell"))?;
-        if walls[agent] || walls[goal] {
+        if x[agent] > half || x[goal] > half {
             return Err(bad(
                 "a GridNav observation whose agent and goal are not walls",
             ));
@@ -160,11 +185,6 @@ impl Observation {
                 );
             (v > F::zero()).then_some(i)
         };
-        Ok(Self {
-            walls,
-            agent,
-            goal,
-            cue,
-        })
+        Ok(Self { agent, goal, cue })
     }
 }

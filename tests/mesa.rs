@@ -421,3 +421,56 @@ fn the_remembered_forward_pass_changes_no_bit() {
     pi.add_logits_vjp(&x, &c, &mut grad).expect("valid");
     assert_eq!(grad, fresh(&pi, &x));
 }
+
+/// The planner keys its cache of grid layouts by the wall bits, on the
+/// stack up to 16×16 and on the heap beyond: on grids of both sizes, in an
+/// order that revisits each, its values are soft value iteration's on the
+/// walls `Observation::parse` reads, with the planner's reward map.
+#[test]
+fn planner_values_match_soft_value_iteration_on_small_and_large_grids() {
+    for (n, seed) in [(7usize, 31u64), (16, 32), (17, 33), (23, 34)] {
+        let (mut g, mut rng) = env(
+            seed,
+            GridConfig {
+                size: n,
+                rho: 0.5,
+                ..GridConfig::default()
+            },
+        );
+        let mut xs = vec![vec![0.0; g.context_dim()]; 3];
+        for x in &mut xs {
+            g.next_context(&mut rng, x).expect("draws");
+        }
+        // A grid that differs from the first only past cell 64: its key
+        // differs only in a later word.
+        let last_wall = (64..n * n).rev().find(|&c| xs[0][c] > 0.5);
+        if let Some(c) = last_wall {
+            let mut y = xs[0].clone();
+            y[c] = 0.0;
+            xs.push(y);
+        }
+        let (k, tau, gamma) = (6, 0.3, 0.9);
+        let mut pi = Planner::<f64>::new(n, k, tau, gamma).expect("valid");
+        let theta = [0.4, 1.5, -0.7, 0.9, 0.2, -0.1, 0.3, 0.05];
+        pi.set_params(&theta).expect("finite");
+        for x in xs.iter().chain(xs.iter().rev()) {
+            let obs = Observation::parse(n, x).expect("valid");
+            // R = Σ_ch w_ch · plane_ch over the four planes.
+            let cells = n * n;
+            let reward: Vec<f64> = (0..cells)
+                .map(|c| (0..4).map(|ch| theta[ch] * x[ch * cells + c]).sum())
+                .collect();
+            let want = soft_value_iteration(n, &obs.walls, &reward, k, tau, gamma).expect("ok");
+            let got = pi.values(x).expect("valid");
+            for c in (0..cells).filter(|&c| !obs.walls[c]) {
+                let tol = 1e-12 * (1.0 + want[c].abs());
+                assert!(
+                    (got[c] - want[c]).abs() <= tol,
+                    "n {n} cell {c}: {} vs {}",
+                    got[c],
+                    want[c]
+                );
+            }
+        }
+    }
+}

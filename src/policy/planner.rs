@@ -6,7 +6,7 @@
 
 use super::{Policy, Rows, check_context, check_len, softmax_in_place};
 use crate::error::{Error, Result};
-use crate::grid::{MOVES, Observation, step};
+use crate::grid::{MOVES, Marks, step};
 use crate::real::Real;
 
 /// Entries of θ: w (one per observation channel), β, u (one per reflex).
@@ -100,24 +100,35 @@ type LayoutMap = std::collections::HashMap<Vec<u64>, std::sync::Arc<Layout>>;
 impl LayoutCache {
     const CAPACITY: usize = 1 << 14;
 
-    /// The layout of `obs` on an n×n grid, built and kept if it is new.
-    fn get(&self, n: usize, obs: &Observation) -> std::sync::Arc<Layout> {
-        let mut bits = vec![0u64; obs.walls.len().div_ceil(64)];
-        for (i, &w) in obs.walls.iter().enumerate() {
-            bits[i / 64] |= u64::from(w) << (i % 64);
+    /// The layout on an n×n grid of the walls where `wall_plane` (n² cells)
+    /// exceeds ½ (as [`crate::grid::Observation::parse`] reads them), built and kept if
+    /// it is new. The key (one bit per cell) is on the stack up to 16×16.
+    fn get<F: Real>(&self, n: usize, wall_plane: &[F]) -> std::sync::Arc<Layout> {
+        let half = F::c(0.5);
+        let words = wall_plane.len().div_ceil(64);
+        let mut small = [0u64; 4];
+        let mut large = Vec::new();
+        let key: &mut [u64] = if words <= small.len() {
+            &mut small[..words]
+        } else {
+            large.resize(words, 0);
+            &mut large
+        };
+        for (i, v) in wall_plane.iter().enumerate() {
+            key[i / 64] |= u64::from(*v > half) << (i % 64);
         }
-        let key = bits;
         if let Ok(map) = self.0.read() {
-            if let Some(l) = map.get(&key) {
+            if let Some(l) = map.get(&*key) {
                 return std::sync::Arc::clone(l);
             }
         }
-        let layout = std::sync::Arc::new(Layout::new(n, &obs.walls));
+        let walls: Vec<bool> = wall_plane.iter().map(|v| *v > half).collect();
+        let layout = std::sync::Arc::new(Layout::new(n, &walls));
         if let Ok(mut map) = self.0.write() {
             if map.len() >= Self::CAPACITY {
                 map.clear();
             }
-            map.insert(key, std::sync::Arc::clone(&layout));
+            map.insert(key.to_vec(), std::sync::Arc::clone(&layout));
         }
         layout
     }
@@ -229,6 +240,8 @@ struct Forward<F> {
     weights: Vec<F>,
     /// V_k per free cell (padded).
     values: Vec<F>,
+    /// The next sweep's V (padded), swapped with `values` after each.
+    v_next: Vec<F>,
     /// R per free cell (padded).
     reward: Vec<F>,
     /// Scratch of the sweeps and of the reverse pass.
@@ -249,6 +262,7 @@ impl<F: Real> Forward<F> {
                 agent: 0,
                 weights: Vec::new(),
                 values: Vec::new(),
+                v_next: Vec::new(),
                 reward: Vec::new(),
                 scratch: Vec::new(),
                 back: Vec::new(),
@@ -436,9 +450,9 @@ impl<F: Real> Planner<F> {
     /// The forward pass at `x`, in the buffers of `spare` if given.
     fn forward_in(&self, x: &[F], spare: Option<Forward<F>>) -> Result<Forward<F>> {
         check_context(x, 4 * self.n * self.n)?;
-        let obs = Observation::parse(self.n, x)?;
+        let obs = Marks::parse(self.n, x)?;
         let cells = self.n * self.n;
-        let mut fw = Forward::reuse(spare, self.layouts.get(self.n, &obs));
+        let mut fw = Forward::reuse(spare, self.layouts.get(self.n, &x[..cells]));
         // Parsing checked that the agent's cell is free.
         fw.agent = fw.layout.index[obs.agent] as usize;
         let layout = &*fw.layout;
@@ -457,9 +471,9 @@ impl<F: Real> Planner<F> {
         }
         // k sweeps of soft value iteration, V_0 = 0.
         zeroed(&mut fw.values, pad);
-        zeroed(&mut fw.scratch, 2 * pad);
+        zeroed(&mut fw.v_next, pad);
+        zeroed(&mut fw.scratch, pad);
         fw.weights.resize(self.sweeps * 4 * n4, F::zero());
-        let (v_new, xs) = fw.scratch.split_at_mut(pad);
         for wi in fw.weights.chunks_exact_mut(4 * n4.max(1)).take(self.sweeps) {
             crate::kernels::soft_sweep(
                 &layout.next,
@@ -468,11 +482,11 @@ impl<F: Real> Planner<F> {
                 self.gamma,
                 self.tau,
                 nf,
-                xs,
-                &mut v_new[..n4],
+                &mut fw.scratch,
+                &mut fw.v_next[..n4],
                 wi,
             );
-            fw.values[..n4].copy_from_slice(&v_new[..n4]);
+            std::mem::swap(&mut fw.values, &mut fw.v_next);
         }
         let a = obs.agent;
         let toward = |target: Option<usize>, to: usize| -> F {
