@@ -389,7 +389,13 @@ impl<F: Real, P: Policy<F>> ExpectedReturn<F, P> {
         // Gradient: Σ_t g_t ∇w_t with ∇w_t = w_t Jᵀ(e_a − π), zero if
         // clipped; the coefficients of all rows, then one pull-back.
         st.cs.resize(n * pl, F::zero());
-        for target in 0..3 {
+        // ∇ of the mean and of the sd only for the variance penalty (they
+        // stay zero otherwise).
+        let targets = match self.estimator {
+            Estimator::VariancePenalty(_) => 3,
+            _ => 1,
+        };
+        for target in 0..targets {
             let mut any = false;
             for (i, it) in self.logs.iter().enumerate() {
                 let row = &mut st.cs[i * pl..(i + 1) * pl];
