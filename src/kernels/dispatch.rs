@@ -66,7 +66,7 @@ dispatch!(loglik_pass, loglik_pass_avx2,
     (theta_t: &[F], bias: &[F], xs: &[F], ws: &[F], cs: &[F], grad_t: &mut [F],
      probs: Option<&mut [F]>, z: &mut [F], r: &mut [F]) -> Option<F>);
 dispatch!(neg_hessian_rows, neg_hessian_rows_avx2,
-    (theta_t: &[F], bias: &[F], xs: &[F], cs: &[F], k: usize, h: &mut [F], z: &mut [F]) -> bool);
+    (theta_t: &[F], bias: &[F], xs: &[F], cs: &[F], k: usize, h: &mut [F], scratch: &mut [F]) -> bool);
 dispatch!(neg_hess_vec_pass, neg_hess_vec_pass_avx2,
     (v_t: &[F], xs: &[F], cs: &[F], probs: &[F], out_t: &mut [F], u: &mut [F]) -> ());
 dispatch!(soft_sweep, soft_sweep_avx2,
@@ -207,7 +207,7 @@ mod tests {
             // The dense negated Hessian of the same rows.
             let nh = k * d;
             let (mut ha, mut hb) = (vec![0.0; nh * nh], vec![0.0; nh * nh]);
-            let mut zz = vec![0.0; kp];
+            let mut zz = vec![0.0; kernels::neg_hessian_scratch_len(k, kp, d)];
             assert!(neg_hessian_rows(
                 &theta_small,
                 &bias,

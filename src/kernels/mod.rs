@@ -20,5 +20,6 @@ pub(crate) use dispatch::{
 };
 pub use portable::Normalizer;
 pub(crate) use portable::{
-    BATCH, LANES, all_finite, dot_plain, hessian_vector, max, padded, sample, score,
+    BATCH, LANES, all_finite, dot_plain, hessian_vector, max, neg_hessian_scratch_len, padded,
+    sample, score,
 };

@@ -536,11 +536,32 @@ fn update_batch_group<F: Real, const NB: usize>(
     }
 }
 
+/// Rows per block of [`neg_hessian_rows`].
+const HESSIAN_CHUNK: usize = 32;
+
+/// The scratch length [`neg_hessian_rows`] works in: π, and S and x of up
+/// to 32 rows (fewer where a row's S is large).
+pub(crate) fn neg_hessian_scratch_len(k: usize, kp: usize, d: usize) -> usize {
+    let row = k * (k + 1) / 2 + d;
+    kp + (HESSIAN_SCRATCH / row).clamp(1, HESSIAN_CHUNK) * row
+}
+
+/// Entries of S and x a block of [`neg_hessian_rows`] holds at most (128
+/// KiB in f64), unless one row needs more.
+const HESSIAN_SCRATCH: usize = 16 * 1024;
+
 /// Adds `Σ_i c_i S(π_i) ⊗ x_i x_iᵀ` (S = diag π − π πᵀ, π_i = softmax(θ x_i))
 /// to the lower triangle of the dense negated Hessian `h` (row-major, side
-/// K·d, index a·d + j): the data term of the log-likelihood's negated
-/// Hessian. Rows with c_i = 0 are skipped. `z` is kp scratch. Returns
-/// `false` if a logit overflows (`h` then holds part of the sum).
+/// K·d, index a·d + j; the diagonal blocks are written whole): the data
+/// term of the log-likelihood's negated Hessian. Rows with c_i = 0, and a
+/// row's (a, b) block where S_ab c_i = 0, are skipped. Each entry receives
+/// its rows' terms in row order, `h += (S_ab c_i x_ij) x_il` as one fused
+/// multiply-add each, whatever the blocking: the rows are taken in blocks
+/// of up to 32 (their π, S and x in `scratch`, see
+/// [`neg_hessian_scratch_len`]; a shorter scratch makes smaller blocks),
+/// and each block of h entries stays in registers over a block of rows.
+/// Returns `false` if a logit overflows, or the scratch cannot hold one
+/// row (`h` then holds part of the sum).
 #[inline(always)]
 pub(crate) fn neg_hessian_rows<F: Real>(
     theta_t: &[F],
@@ -549,40 +570,172 @@ pub(crate) fn neg_hessian_rows<F: Real>(
     cs: &[F],
     k: usize,
     h: &mut [F],
-    z: &mut [F],
+    scratch: &mut [F],
 ) -> bool {
     let Some(d) = xs.len().checked_div(cs.len()) else {
         return true;
     };
+    let kp = bias.len();
     let n = k * d;
-    for (x, &c) in xs.chunks_exact(d).zip(cs) {
-        if c == F::zero() {
-            continue;
-        }
-        logits_t(theta_t, x, z);
-        if softmax_padded(z, bias).is_none() {
-            return false;
-        }
-        for (a, &pa) in z[..k].iter().enumerate() {
-            for (b, &pb) in z[..=a].iter().enumerate() {
-                let s = if a == b { pa - pa * pa } else { -(pa * pb) } * c;
-                if s == F::zero() {
-                    continue;
+    let pairs = k * (k + 1) / 2;
+    if d == 0 || h.len() < n * n || k > kp {
+        return true;
+    }
+    let Some(room) = scratch.len().checked_sub(kp) else {
+        return false;
+    };
+    let chunk = (room / (pairs + d)).min(HESSIAN_CHUNK);
+    if chunk == 0 {
+        return false;
+    }
+    let (z, rest) = scratch.split_at_mut(kp);
+    let sb = &mut rest[..chunk * pairs];
+    // The rows of the block (their contexts are read in place).
+    let mut at = [0usize; HESSIAN_CHUNK];
+    let mut rows = xs
+        .chunks_exact(d)
+        .zip(cs)
+        .enumerate()
+        .filter(|(_, (_, c))| **c != F::zero());
+    loop {
+        // The next block of rows: their S (packed lower, c folded in).
+        let mut m = 0;
+        for (i, (x, &c)) in rows.by_ref() {
+            logits_t(theta_t, x, z);
+            if softmax_padded(z, bias).is_none() {
+                return false;
+            }
+            let s_row = &mut sb[m * pairs..(m + 1) * pairs];
+            let mut q = 0;
+            for (a, &pa) in z[..k].iter().enumerate() {
+                for (b, &pb) in z[..=a].iter().enumerate() {
+                    s_row[q] = if a == b { pa - pa * pa } else { -(pa * pb) } * c;
+                    q += 1;
                 }
-                for (j, &xj) in x.iter().enumerate() {
-                    let sx = s * xj;
-                    let at = (a * d + j) * n + b * d;
-                    let Some(row) = h.get_mut(at..at + d) else {
-                        return true;
-                    };
-                    for (hv, &xl) in row.iter_mut().zip(x) {
-                        *hv = sx.mul_add(xl, *hv);
-                    }
+            }
+            at[m] = i;
+            m += 1;
+            if m == chunk {
+                break;
+            }
+        }
+        if m == 0 {
+            return true;
+        }
+        let (sb, rows_at) = (&sb[..m * pairs], &at[..m]);
+        let mut q = 0;
+        for a in 0..k {
+            for b in 0..=a {
+                let mut j = 0;
+                while j + 4 <= d {
+                    hessian_block::<F, 4>(
+                        h,
+                        n,
+                        (a * d + j, b * d),
+                        j,
+                        d,
+                        q,
+                        pairs,
+                        sb,
+                        xs,
+                        rows_at,
+                    );
+                    j += 4;
                 }
+                while j < d {
+                    hessian_block::<F, 1>(
+                        h,
+                        n,
+                        (a * d + j, b * d),
+                        j,
+                        d,
+                        q,
+                        pairs,
+                        sb,
+                        xs,
+                        rows_at,
+                    );
+                    j += 1;
+                }
+                q += 1;
             }
         }
     }
-    true
+}
+
+/// `h[(row0 + jj)·n + col0 + l] += (S_q x_i[j0 + jj]) x_i[l]` for jj < JB,
+/// l < d and the block's rows i (`rows_at`; S_q = `sb[r·pairs + q]` for
+/// the r-th, rows with S_q = 0 skipped), eight columns at a time held in
+/// registers.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn hessian_block<F: Real, const JB: usize>(
+    h: &mut [F],
+    n: usize,
+    (row0, col0): (usize, usize),
+    j0: usize,
+    d: usize,
+    q: usize,
+    pairs: usize,
+    sb: &[F],
+    xs: &[F],
+    rows_at: &[usize],
+) {
+    const LB: usize = 8;
+    let mut l0 = 0;
+    while l0 + LB <= d {
+        let mut acc = [[F::zero(); LB]; JB];
+        for (jj, accj) in acc.iter_mut().enumerate() {
+            let at = (row0 + jj) * n + col0 + l0;
+            if let Some(src) = h.get(at..at + LB) {
+                accj.copy_from_slice(src);
+            }
+        }
+        for (s_row, &i) in sb.chunks_exact(pairs).zip(rows_at) {
+            let s = s_row[q];
+            if s == F::zero() {
+                continue;
+            }
+            let x = &xs[i * d..(i + 1) * d];
+            let xl: &[F; LB] = match x[l0..l0 + LB].try_into() {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            for (jj, accj) in acc.iter_mut().enumerate() {
+                let sx = s * x[j0 + jj];
+                for (a, &v) in accj.iter_mut().zip(xl) {
+                    *a = sx.mul_add(v, *a);
+                }
+            }
+        }
+        for (jj, accj) in acc.iter().enumerate() {
+            let at = (row0 + jj) * n + col0 + l0;
+            if let Some(dst) = h.get_mut(at..at + LB) {
+                dst.copy_from_slice(accj);
+            }
+        }
+        l0 += LB;
+    }
+    // The last columns (d not a multiple of eight), one at a time.
+    for l in l0..d {
+        let mut acc = [F::zero(); JB];
+        for (jj, a) in acc.iter_mut().enumerate() {
+            *a = h[(row0 + jj) * n + col0 + l];
+        }
+        for (s_row, &i) in sb.chunks_exact(pairs).zip(rows_at) {
+            let s = s_row[q];
+            if s == F::zero() {
+                continue;
+            }
+            let x = &xs[i * d..(i + 1) * d];
+            for (jj, a) in acc.iter_mut().enumerate() {
+                *a = (s * x[j0 + jj]).mul_add(x[l], *a);
+            }
+        }
+        for (jj, &a) in acc.iter().enumerate() {
+            h[(row0 + jj) * n + col0 + l] = a;
+        }
+    }
 }
 
 /// `out += Σ_i c_i x_i ⊗ (π_i ⊙ u_i − π_i (π_iᵀ u_i))` with `u_i = V x_i`:
@@ -1128,5 +1281,115 @@ pub(crate) fn logits_rows<F: Real>(theta_t: &[F], xs: &[F], out: &mut [F], kp: u
         .take(rows)
     {
         logits_t(theta_t, x, o);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    /// The row-by-row form of [`neg_hessian_rows`]: h updated in place per
+    /// row, (a, b) block and j.
+    fn neg_hessian_rows_by_row(
+        theta_t: &[f64],
+        bias: &[f64],
+        xs: &[f64],
+        cs: &[f64],
+        k: usize,
+        h: &mut [f64],
+    ) {
+        let d = xs.len() / cs.len();
+        let n = k * d;
+        let mut z = vec![0.0; bias.len()];
+        for (x, &c) in xs.chunks_exact(d).zip(cs) {
+            if c == 0.0 {
+                continue;
+            }
+            logits_t(theta_t, x, &mut z);
+            softmax_padded(&mut z, bias).expect("finite");
+            for (a, &pa) in z[..k].iter().enumerate() {
+                for (b, &pb) in z[..=a].iter().enumerate() {
+                    let s = if a == b { pa - pa * pa } else { -(pa * pb) } * c;
+                    if s == 0.0 {
+                        continue;
+                    }
+                    for (j, &xj) in x.iter().enumerate() {
+                        let sx = s * xj;
+                        let at = (a * d + j) * n + b * d;
+                        for (hv, &xl) in h[at..at + d].iter_mut().zip(x) {
+                            *hv = sx.mul_add(xl, *hv);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The blocked kernel gives the row-by-row sums bit for bit: every
+    /// shape of block (d below, at and past multiples of 4 and 8), rows
+    /// with c = 0 and probabilities that underflow to 0, scratch for one
+    /// row, a few, or a full block, over more rows than one block.
+    #[test]
+    fn blocked_negated_hessian_equals_the_row_by_row_sums_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        for trial in 0..120 {
+            let k = rng.random_range(1..13);
+            let d = [1, 3, 4, 5, 8, 9, 12, 16, 17][trial % 9];
+            let rows = rng.random_range(1..80);
+            let kp = padded(k);
+            let spread = if trial % 4 == 0 { 400.0 } else { 2.0 };
+            let mut theta_t = vec![0.0; kp * d];
+            for j in 0..d {
+                for a in 0..k {
+                    theta_t[j * kp + a] = rng.random_range(-spread..spread);
+                }
+            }
+            let bias: Vec<f64> = (0..kp)
+                .map(|a| if a < k { 0.0 } else { f64::NEG_INFINITY })
+                .collect();
+            let xs: Vec<f64> = (0..rows * d).map(|_| rng.random_range(-1.5..1.5)).collect();
+            let cs: Vec<f64> = (0..rows)
+                .map(|i| {
+                    if i % 7 == 3 {
+                        0.0
+                    } else {
+                        rng.random_range(-2.0..3.0)
+                    }
+                })
+                .collect();
+            let n = k * d;
+            let mut want = vec![0.0; n * n];
+            neg_hessian_rows_by_row(&theta_t, &bias, &xs, &cs, k, &mut want);
+            let row = k * (k + 1) / 2 + d;
+            for len in [kp + row, kp + 3 * row, neg_hessian_scratch_len(k, kp, d)] {
+                let mut got = vec![0.0; n * n];
+                let mut scratch = vec![0.0; len];
+                assert!(neg_hessian_rows(
+                    &theta_t,
+                    &bias,
+                    &xs,
+                    &cs,
+                    k,
+                    &mut got,
+                    &mut scratch
+                ));
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "trial {trial} k {k} d {d} rows {rows} scratch {len}");
+            }
+        }
+        let mut h = vec![0.0; 4];
+        assert!(!neg_hessian_rows(
+            &[0.0; 4],
+            &[0.0, 0.0, f64::NEG_INFINITY, f64::NEG_INFINITY],
+            &[1.0],
+            &[1.0],
+            2,
+            &mut h,
+            &mut [0.0; 4]
+        ));
     }
 }

@@ -368,8 +368,8 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         check_context(x, self.d)?;
         let (k, kp) = (self.k, self.kp);
         check_len("h", h.len(), (k * self.d) * (k * self.d))?;
-        let mut z = vec![F::zero(); kp];
-        if crate::kernels::neg_hessian_rows(&self.theta, &self.bias, x, &[c], k, h, &mut z) {
+        let mut scratch = vec![F::zero(); kp + k * (k + 1) / 2 + self.d];
+        if crate::kernels::neg_hessian_rows(&self.theta, &self.bias, x, &[c], k, h, &mut scratch) {
             Ok(())
         } else {
             Err(Error::NonFiniteLogits)
@@ -514,9 +514,16 @@ impl<F: Real> Policy<F> for LinearSoftmax<F> {
         let n = k * d;
         check_len("h", h.len(), n * n)?;
         check_len("rows", rows.xs.len(), rows.len() * d)?;
-        let mut z = vec![F::zero(); kp];
-        if crate::kernels::neg_hessian_rows(&self.theta, &self.bias, rows.xs, rows.cs, k, h, &mut z)
-        {
+        let mut scratch = vec![F::zero(); crate::kernels::neg_hessian_scratch_len(k, kp, d)];
+        if crate::kernels::neg_hessian_rows(
+            &self.theta,
+            &self.bias,
+            rows.xs,
+            rows.cs,
+            k,
+            h,
+            &mut scratch,
+        ) {
             Ok(())
         } else {
             Err(Error::NonFiniteLogits)
