@@ -474,3 +474,71 @@ fn planner_values_match_soft_value_iteration_on_small_and_large_grids() {
         }
     }
 }
+
+/// `probabilities_rows` keeps the rows' forward passes for the reverse
+/// passes of an `add_logits_vjp_rows` on the same rows and θ: π and the
+/// gradient equal the row-by-row ones bit for bit, and a changed θ or a
+/// changed row is not served from the kept passes.
+#[test]
+fn the_kept_forward_passes_of_the_rows_change_no_bit() {
+    let (mut g, mut rng) = env(23, GridConfig::default());
+    let d = g.context_dim();
+    let rows = 6;
+    let mut xs = vec![0.0; rows * d];
+    for x in xs.chunks_exact_mut(d) {
+        g.next_context(&mut rng, x).expect("draws");
+    }
+    let cs: Vec<f64> = (0..rows * 4)
+        .map(|i| ((i * 37 % 11) as f64 - 5.0) / 7.0)
+        .collect();
+    let mut pi = Planner::<f64>::new(7, 10, 0.3, 0.9).expect("valid");
+    pi.set_params(&[0.1, -0.4, 1.5, 0.6, 2.0, -0.3, 0.8, 0.1])
+        .expect("finite");
+    // Row by row, on a fresh clone (nothing kept).
+    let by_row = |p: &Planner<f64>, xs: &[f64]| {
+        let p = p.clone();
+        let mut probs = vec![0.0; rows * 4];
+        let mut grad = vec![0.0; 8];
+        for ((x, o), c) in xs
+            .chunks_exact(d)
+            .zip(probs.chunks_exact_mut(4))
+            .zip(cs.chunks_exact(4))
+        {
+            p.probabilities_into(x, o).expect("valid");
+            p.add_logits_vjp(x, c, &mut grad).expect("valid");
+        }
+        (probs, grad)
+    };
+    let rows_at = |p: &Planner<f64>, for_pi: &[f64], for_grad: &[f64]| {
+        let mut probs = vec![0.0; rows * 4];
+        p.probabilities_rows(for_pi, &mut probs).expect("valid");
+        let mut grad = vec![0.0; 8];
+        p.add_logits_vjp_rows(for_grad, &cs, &mut grad)
+            .expect("valid");
+        (probs, grad)
+    };
+    assert_eq!(rows_at(&pi, &xs, &xs), by_row(&pi, &xs));
+    // Again on the same planner (the kept passes reused twice).
+    let mut grad = vec![0.0; 8];
+    pi.add_logits_vjp_rows(&xs, &cs, &mut grad).expect("valid");
+    assert_eq!(grad, by_row(&pi, &xs).1);
+    // A row changed after the forward passes: not served from them.
+    let mut ys = xs.clone();
+    g.next_context(&mut rng, &mut ys[2 * d..3 * d])
+        .expect("draws");
+    assert_eq!(rows_at(&pi, &xs, &ys).1, by_row(&pi, &ys).1);
+    // θ changed after the forward passes.
+    let mut probs = vec![0.0; rows * 4];
+    pi.probabilities_rows(&xs, &mut probs).expect("valid");
+    pi.set_params(&[0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+        .expect("finite");
+    let mut grad = vec![0.0; 8];
+    pi.add_logits_vjp_rows(&xs, &cs, &mut grad).expect("valid");
+    assert_eq!(grad, by_row(&pi, &xs).1);
+    // Wrong lengths are refused.
+    assert!(
+        pi.add_logits_vjp_rows(&xs[..d + 1], &cs, &mut grad)
+            .is_err()
+    );
+    assert!(pi.probabilities_rows(&xs, &mut probs[..5]).is_err());
+}

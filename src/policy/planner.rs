@@ -79,6 +79,11 @@ pub struct Planner<F> {
     /// of a `learn` on the same context and θ (act, then learn).
     #[cfg_attr(feature = "serde", serde(skip))]
     last: Memo<F>,
+    /// The forward passes of the last `probabilities_rows`, kept for the
+    /// reverse passes of an `add_logits_vjp_rows` on the same rows and θ
+    /// (an expected return's value-and-gradient pass).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    rows: RowsMemo<F>,
     /// The layouts of the grids seen, by their walls,
     /// shared with the planner's clones (the objectives' per-block copies);
     /// not saved.
@@ -186,6 +191,52 @@ impl<F> PartialEq for Memo<F> {
 impl<F> std::fmt::Debug for Memo<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Memo")
+    }
+}
+
+/// Largest number of entries the forward passes of `probabilities_rows`
+/// may hold for a later `add_logits_vjp_rows` (64 MiB in f64); beyond it
+/// the reverse passes run their forward passes again.
+const MAX_KEPT_ROWS: usize = 1 << 23;
+
+/// The forward passes of every row of the last `probabilities_rows`, with
+/// the rows and θ they were made at. Like [`Memo`], a clone starts empty
+/// and two compare equal: it changes no result.
+struct RowsMemo<F>(std::sync::Mutex<RowsKept<F>>);
+
+struct RowsKept<F> {
+    xs: Vec<F>,
+    theta: Vec<F>,
+    valid: bool,
+    forwards: Vec<Forward<F>>,
+}
+
+impl<F> Default for RowsMemo<F> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(RowsKept {
+            xs: Vec::new(),
+            theta: Vec::new(),
+            valid: false,
+            forwards: Vec::new(),
+        }))
+    }
+}
+
+impl<F> Clone for RowsMemo<F> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<F> PartialEq for RowsMemo<F> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<F> std::fmt::Debug for RowsMemo<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowsMemo")
     }
 }
 
@@ -402,6 +453,7 @@ impl<F: Real> Planner<F> {
             theta,
             last: Memo::default(),
             layouts: std::sync::Arc::default(),
+            rows: RowsMemo::default(),
         })
     }
 
@@ -641,6 +693,77 @@ impl<F: Real> Policy<F> for Planner<F> {
         self.backward(&mut fw, x, c, grad);
         // Still the forward pass at x and θ: kept for another product.
         self.last.store(x, &self.theta, fw);
+        Ok(())
+    }
+
+    /// π of every row, as [`Policy::probabilities_into`] gives it, keeping
+    /// the rows' forward passes (within a memory bound) for the reverse
+    /// passes of an [`Policy::add_logits_vjp_rows`] on the same rows and θ.
+    fn probabilities_rows(&self, xs: &[F], out: &mut [F]) -> Result<()> {
+        let d = 4 * self.n * self.n;
+        let rows = super::row_count(("xs", xs.len(), d), ("out", out.len(), 4))?;
+        let mut kept = self.rows.0.lock().ok();
+        let mut spare = match kept.as_deref_mut() {
+            Some(k) => {
+                k.valid = false;
+                std::mem::take(&mut k.forwards)
+            }
+            None => Vec::new(),
+        };
+        let per_row = self.sweeps * 4 * (self.n * self.n).next_multiple_of(4);
+        let keep = kept.is_some() && rows.saturating_mul(per_row) <= MAX_KEPT_ROWS;
+        let mut forwards = Vec::new();
+        if keep {
+            crate::limits::try_reserve_to(&mut forwards, rows, "planner forward passes")?;
+        }
+        for (x, o) in xs.chunks_exact(d).zip(out.chunks_exact_mut(4)) {
+            let fw = self.forward_in(x, spare.pop())?;
+            o.copy_from_slice(&self.logits_of(&fw)?);
+            softmax_in_place(o).ok_or(Error::NonFiniteLogits)?;
+            if keep {
+                forwards.push(fw);
+            } else {
+                spare.push(fw);
+            }
+        }
+        if let (Some(k), true) = (kept.as_deref_mut(), keep) {
+            k.xs.clear();
+            k.xs.extend_from_slice(xs);
+            k.theta.clear();
+            k.theta.extend_from_slice(&self.theta);
+            k.forwards = forwards;
+            k.valid = true;
+        }
+        Ok(())
+    }
+
+    /// Σ_i J(x_i)ᵀ c_i by one reverse pass per row, through the forward
+    /// passes the last [`Policy::probabilities_rows`] kept if it ran on the
+    /// same rows and θ (bit for bit), else with a forward pass per row.
+    fn add_logits_vjp_rows(&self, xs: &[F], cs: &[F], grad: &mut [F]) -> Result<()> {
+        let d = 4 * self.n * self.n;
+        let rows = super::row_count(("xs", xs.len(), d), ("cs", cs.len(), 4))?;
+        check_len("grad", grad.len(), self.theta.len())?;
+        if let Ok(mut kept) = self.rows.0.lock() {
+            if kept.valid
+                && kept.forwards.len() == rows
+                && same_bits(&kept.theta, &self.theta)
+                && same_bits(&kept.xs, xs)
+            {
+                for ((fw, x), c) in kept
+                    .forwards
+                    .iter_mut()
+                    .zip(xs.chunks_exact(d))
+                    .zip(cs.chunks_exact(4))
+                {
+                    self.backward(fw, x, c, grad);
+                }
+                return Ok(());
+            }
+        }
+        for (x, c) in xs.chunks_exact(d).zip(cs.chunks_exact(4)) {
+            self.add_logits_vjp(x, c, grad)?;
+        }
         Ok(())
     }
 
