@@ -666,7 +666,7 @@ pub(crate) fn neg_hessian_rows<F: Real>(
 /// `h[(row0 + jj)·n + col0 + l] += (S_q x_i[j0 + jj]) x_i[l]` for jj < JB,
 /// l < d and the block's rows i (`rows_at`; S_q = `sb[r·pairs + q]` for
 /// the r-th, rows with S_q = 0 skipped), eight columns at a time held in
-/// registers.
+/// registers, the last d mod 8 one at a time.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn hessian_block<F: Real, const JB: usize>(

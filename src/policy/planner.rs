@@ -151,10 +151,38 @@ impl std::fmt::Debug for LayoutCache {
     }
 }
 
-/// The last forward pass with its context and θ. A clone starts empty, and
-/// two memos compare equal: it changes no result, only saves a forward
-/// (and its buffers, which the next forward reuses).
-struct Memo<F>(std::sync::Mutex<Remembered<F>>);
+/// Forward passes a planner keeps between calls (`T` holds them with the
+/// inputs they were made at). A clone starts empty, and two compare equal:
+/// what is kept changes no result, it only saves forward passes (and their
+/// buffers, which the next forward passes reuse).
+struct Kept<T>(std::sync::Mutex<T>);
+
+impl<T: Default> Default for Kept<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(T::default()))
+    }
+}
+
+impl<T: Default> Clone for Kept<T> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<T> PartialEq for Kept<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> std::fmt::Debug for Kept<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kept")
+    }
+}
+
+/// The last forward pass of `logits_into`, with its context and θ.
+type Memo<F> = Kept<Remembered<F>>;
 
 /// A forward pass with the context and θ it was made at (`valid` when
 /// `x` and `theta` are those of `forward`).
@@ -165,32 +193,14 @@ struct Remembered<F> {
     forward: Option<Forward<F>>,
 }
 
-impl<F> Default for Memo<F> {
+impl<F> Default for Remembered<F> {
     fn default() -> Self {
-        Self(std::sync::Mutex::new(Remembered {
+        Self {
             x: Vec::new(),
             theta: Vec::new(),
             valid: false,
             forward: None,
-        }))
-    }
-}
-
-impl<F> Clone for Memo<F> {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl<F> PartialEq for Memo<F> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl<F> std::fmt::Debug for Memo<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Memo")
+        }
     }
 }
 
@@ -200,9 +210,8 @@ impl<F> std::fmt::Debug for Memo<F> {
 const MAX_KEPT_ROWS: usize = 1 << 23;
 
 /// The forward passes of every row of the last `probabilities_rows`, with
-/// the rows and θ they were made at. Like [`Memo`], a clone starts empty
-/// and two compare equal: it changes no result.
-struct RowsMemo<F>(std::sync::Mutex<RowsKept<F>>);
+/// the rows and θ they were made at.
+type RowsMemo<F> = Kept<RowsKept<F>>;
 
 struct RowsKept<F> {
     xs: Vec<F>,
@@ -211,32 +220,14 @@ struct RowsKept<F> {
     forwards: Vec<Forward<F>>,
 }
 
-impl<F> Default for RowsMemo<F> {
+impl<F> Default for RowsKept<F> {
     fn default() -> Self {
-        Self(std::sync::Mutex::new(RowsKept {
+        Self {
             xs: Vec::new(),
             theta: Vec::new(),
             valid: false,
             forwards: Vec::new(),
-        }))
-    }
-}
-
-impl<F> Clone for RowsMemo<F> {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl<F> PartialEq for RowsMemo<F> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl<F> std::fmt::Debug for RowsMemo<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RowsMemo")
+        }
     }
 }
 
@@ -248,7 +239,7 @@ fn same_bits<F: Real>(a: &[F], b: &[F]) -> bool {
             .all(|(u, v)| u.f64().to_bits() == v.f64().to_bits())
 }
 
-impl<F: Real> Memo<F> {
+impl<F: Real> Kept<Remembered<F>> {
     /// Keeps `fw`, made at `x` and `theta` (copied into the kept buffers).
     fn store(&self, x: &[F], theta: &[F], fw: Forward<F>) {
         if let Ok(mut slot) = self.0.lock() {
